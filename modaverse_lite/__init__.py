@@ -1,0 +1,1 @@
+"""modaverse_lite."""

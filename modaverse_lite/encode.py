@@ -1,0 +1,201 @@
+"""Frozen encoders → embeddings, and the feature cache.
+
+ModaVerse never trains its encoders (the paper uses ImageBind; we use CLIP for images and video frames, CLAP for
+audio). Frozen means an item's embedding never changes, so it is computed once and cached on disk, keyed by the
+item's content and the encoder. Training then reads embeddings, never media.
+
+* image → one vector ``[D]``; audio → one vector ``[D]``;
+* video → one vector per sampled frame, in order ``[T, D]`` (the projection decides how many LLM tokens a clip
+  becomes; averaging frames here would erase the direction of motion).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import media, world
+from .errors import CheckpointError, MediaError
+from .profiles import Profile, get_profile
+
+ROLE = {"image": "image_encoder", "video": "image_encoder", "audio": "audio_encoder"}
+
+
+@dataclass
+class Encoder:
+    """A frozen transformers model with its preprocessor, for one modality."""
+
+    modality: str
+    checkpoint: str
+    model: torch.nn.Module
+    processor: object  # an image processor or an audio feature extractor
+    device: str
+    frames: int  # video frames per clip
+    max_seconds: float  # audio longer than this is cut
+
+    @property
+    def sample_rate(self) -> int | None:
+        return getattr(self.processor, "sampling_rate", None)
+
+    @property
+    def key(self) -> str:
+        """Names this encoder and its preprocessing: part of every cache key."""
+        return f"{self.checkpoint}|{self.modality}|frames={self.frames}|sr={self.sample_rate}|s={self.max_seconds}"
+
+    def load(self, item, source_rate: int | None = None) -> np.ndarray:
+        """A path or an array → the array this encoder's preprocessor takes."""
+        if self.modality == "image":
+            return media.load_image(item)
+        if self.modality == "video":
+            return media.load_video(item, frames=self.frames)
+        return media.load_audio(item, sample_rate=self.sample_rate, source_rate=source_rate,
+                                max_seconds=self.max_seconds)
+
+    @torch.no_grad()
+    def embed(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """Loaded arrays → L2-normalised embeddings on the CPU: ``[N, D]`` (video ``[N, T, D]``)."""
+        dtype = next(self.model.parameters()).dtype
+        if self.modality == "audio":
+            inputs = self.processor(arrays, sampling_rate=self.sample_rate, return_tensors="pt")
+            out = self.model.get_audio_features(input_features=inputs["input_features"].to(self.device, dtype))
+        else:
+            images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
+            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+            out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
+        out = out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers ≥ 5 returns an output object
+        out = F.normalize(out.float(), dim=-1).cpu()
+        return out.reshape(len(arrays), self.frames, -1) if self.modality == "video" else out
+
+
+@lru_cache(maxsize=8)
+def _load(modality: str, checkpoint: str, device: str, dtype: str, frames: int, max_seconds: float) -> Encoder:
+    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(checkpoint, dtype=getattr(torch, dtype))
+        processor = (AutoFeatureExtractor if modality == "audio" else AutoImageProcessor).from_pretrained(checkpoint)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot load the {modality} encoder from {checkpoint!r}: {err}. Is it a hub id or a "
+                              "folder saved with save_pretrained?") from err
+    model.requires_grad_(False).eval().to(device)
+    return Encoder(modality, checkpoint, model, processor, device, frames, max_seconds)
+
+
+def load_encoder(modality: str, profile: str | Profile = "auto") -> Encoder:
+    """The frozen encoder a profile uses for ``modality`` (loaded once per process)."""
+    if modality not in ROLE:
+        raise MediaError(f"unknown modality {modality!r}; expected one of {tuple(ROLE)}")
+    p = get_profile(profile)
+    return _load(modality, p.checkpoint(ROLE[modality]), p.device, p.dtype, p.video_frames, p.audio_seconds)
+
+
+class FeatureCache:
+    """Embeddings on disk, one safetensors file per encoder, keyed by the content hash of each item."""
+
+    def __init__(self, encoder_key: str, root: str | Path | None = None):
+        from .zoo import cache_dir
+
+        digest = hashlib.sha256(encoder_key.encode()).hexdigest()[:16]
+        self.path = Path(root or cache_dir() / "features") / f"{digest}.safetensors"
+        self.features: dict[str, torch.Tensor] = {}
+        self.dirty = False
+        if self.path.exists():
+            from safetensors.torch import load_file
+
+            self.features = load_file(self.path)
+
+    def save(self) -> None:
+        """Write atomically (temporary name, then rename), so an interruption keeps the last good file."""
+        if not self.dirty:
+            return
+        from safetensors.torch import save_file
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        save_file({k: v.contiguous() for k, v in self.features.items()}, tmp)
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+def content_hash(item) -> str:
+    """sha256 of a file's bytes or of an array's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    if isinstance(item, (str, Path)):
+        p = Path(item)
+        if not p.is_file():
+            raise MediaError(f"{p}: no such file" + (" (it is a directory)" if p.is_dir() else ""))
+        h.update(p.read_bytes())
+    else:
+        a = np.ascontiguousarray(np.asarray(item))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def encode(items, modality: str, profile: str | Profile = "auto", batch_size: int = 64, cache: bool = True,
+           source_rate: int | None = None, progress: bool = True) -> torch.Tensor:
+    """Embed media (paths or arrays) with the profile's frozen encoder; cached items are not re-encoded.
+
+    ``source_rate`` is the sample rate of audio given as arrays (world audio: ``world.SAMPLE_RATE``).
+    Returns ``[N, D]``, or ``[N, T, D]`` for video.
+    """
+    items = list(items)
+    encoder = load_encoder(modality, profile)
+    store = FeatureCache(encoder.key) if cache else None
+    keys = [content_hash(item) for item in items]
+    todo = [i for i, k in enumerate(keys) if store is None or k not in store.features]
+    fresh: dict[str, torch.Tensor] = {}
+    for start in tqdm(range(0, len(todo), batch_size), desc=f"encode {modality}", disable=not progress or not todo):
+        chunk = todo[start:start + batch_size]
+        vectors = encoder.embed([encoder.load(items[i], source_rate) for i in chunk])
+        fresh.update({keys[i]: v for i, v in zip(chunk, vectors)})
+    if store is not None and fresh:
+        store.features.update(fresh)
+        store.dirty = True
+        store.save()
+    table = store.features if store is not None else fresh
+    if not items:
+        return torch.empty(0)
+    return torch.stack([fresh.get(k, table.get(k)) for k in keys])
+
+
+# ---- how informative are the frozen features? ---------------------------------------------------------------
+def _fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int, steps: int = 300) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=0.05)
+    for _ in range(steps):
+        loss = F.cross_entropy(probe(x), y) + 1e-4 * probe.weight.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return probe
+
+
+def linear_probe(profile: str | Profile = "auto", n_train: int = 600, n_test: int = 300, seed: int = 0) -> dict:
+    """Held-out accuracy of a linear classifier on frozen features, for every world attribute.
+
+    Trained on seen attribute combinations; tested on fresh media of every combination, unseen ones included.
+    Video features are the ordered frame embeddings, concatenated.
+    """
+    results = {}
+    for modality in world.MODALITIES:
+        train = world.generate(modality, n_train, seed=seed, split="seen")
+        test = world.generate(modality, n_test, seed=seed + 1, split="all")
+        xs = [encode([s.data for s in part], modality, profile, cache=False, source_rate=world.SAMPLE_RATE,
+                     progress=False).flatten(1) for part in (train, test)]
+        for attribute in world.ATTRIBUTES[modality]:
+            values = world.VALUES[attribute]
+            ys = [torch.tensor([values.index(s.attributes[attribute]) for s in part]) for part in (train, test)]
+            probe = _fit_probe(xs[0], ys[0], len(values), seed)
+            with torch.no_grad():
+                results[f"{modality}.{attribute}"] = round((probe(xs[1]).argmax(-1) == ys[1]).float().mean().item(), 4)
+    return results

@@ -1,0 +1,158 @@
+"""The aligned model: a linear projection per modality + media tokens + a LoRA-tuned LLM.
+
+ModaVerse's input side, in one picture::
+
+    "User: <Media> [p(e)] </Media> Draw what this sound looks like.\\nAssistant: Modality: [IMAGE] Prompt: a red circle</s>"
+                      ▲                                                         └──── the only tokens in the loss ────┘
+              p = linear projection of the frozen embedding e (a video: several ordered tokens)
+
+Nothing maps the LLM's *outputs* back into a generator's feature space: the answer is text (a meta-response),
+and a text-to-X generator reads it. That is the "I/O alignment at the level of natural language".
+
+What trains: the projections, LoRA adapters on the attention (peft), and the rows of the two new tokens
+``<Media>`` and ``</Media>`` (peft's ``trainable_token_indices``; with tied embeddings these are also their output
+rows). Everything else stays frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .profiles import LoraSettings
+
+MEDIA_START, MEDIA_END = "<Media>", "</Media>"
+USER, ASSISTANT = "User:", "\nAssistant:"
+
+
+class Projection(nn.Module):
+    """Linear map from an encoder's embedding to ``tokens`` LLM input embeddings.
+
+    Images and audio are one vector → one token. A video is one vector per frame → each frame projected, then
+    neighbouring frames averaged into ``tokens`` ordered tokens (8 frames → 4 tokens keeps the direction of motion).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, tokens: int = 1):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.tokens = tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear(x)  # [B, D] → [B, H]   or   [B, T, D] → [B, T, H]
+        if x.dim() == 2:
+            return x.unsqueeze(1)
+        return F.adaptive_avg_pool1d(x.transpose(1, 2), self.tokens).transpose(1, 2)  # [B, tokens, H]
+
+
+@dataclass
+class Example:
+    """One instruction, tokenised once: ids before the media, the media (modality, row in its feature table),
+    ids after it, and the target meta-response ids (empty at inference)."""
+
+    head: list[int]
+    modality: str | None
+    row: int
+    tail: list[int]
+    target: list[int]
+
+
+class ModaVerseLite(nn.Module):
+    """Projections + the PEFT-wrapped LLM. ``loss`` for training, ``generate`` for inference."""
+
+    def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4,
+                 lora: LoraSettings = LoraSettings(), add_tokens: bool = True):
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        if add_tokens:  # a fresh model: add <Media>, </Media> and grow the embedding table
+            tokenizer.add_special_tokens({"additional_special_tokens": [MEDIA_START, MEDIA_END]})
+            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.tokenizer = tokenizer
+        self.media_ids = tokenizer.convert_tokens_to_ids([MEDIA_START, MEDIA_END])
+        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                            target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+                            trainable_token_indices={"embed_tokens": list(self.media_ids)})
+        self.llm = get_peft_model(llm, config)
+        hidden = llm.get_input_embeddings().weight.shape[1]
+        self.projections = nn.ModuleDict({
+            m: Projection(d, hidden, video_tokens if m == "video" else 1) for m, d in feature_dims.items()})
+        self.feature_dims = dict(feature_dims)
+        self.video_tokens = video_tokens
+
+    # ---- text → example ------------------------------------------------------------------------------------
+    def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,
+                 response: str | None = None) -> Example:
+        """Tokenise one instruction (and its target meta-response) once, ahead of training."""
+        def ids(text: str) -> list[int]:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        target = ids(" " + response) + [self.tokenizer.eos_token_id] if response is not None else []
+        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target)
+
+    # ---- example → input embeddings -------------------------------------------------------------------------
+    def _sequence(self, ex: Example, features: dict[str, torch.Tensor], embed) -> tuple[torch.Tensor, int]:
+        """One example's input embeddings and the length of its prompt part."""
+        device = embed.weight.device if hasattr(embed, "weight") else next(self.parameters()).device
+        t = lambda ids: embed(torch.tensor(ids, dtype=torch.long, device=device))  # noqa: E731
+        parts = [t(ex.head)]
+        if ex.modality is not None:
+            media = self.projections[ex.modality](features[ex.modality][ex.row: ex.row + 1].to(device))[0]
+            start, end = t([self.media_ids[0]]), t([self.media_ids[1]])
+            parts += [start, media.to(start.dtype), end]
+        parts.append(t(ex.tail))
+        prompt_len = sum(p.shape[0] for p in parts)
+        if ex.target:
+            parts.append(t(ex.target))
+        return torch.cat(parts), prompt_len
+
+    def _batch(self, examples: list[Example], features: dict[str, torch.Tensor], left_pad: bool):
+        """Padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` and ``labels`` (prompt masked to -100)."""
+        embed = self.llm.get_input_embeddings()
+        seqs = [self._sequence(ex, features, embed) for ex in examples]
+        width = max(s.shape[0] for s, _ in seqs)
+        hidden = seqs[0][0].shape[1]
+        device, dtype = seqs[0][0].device, seqs[0][0].dtype
+        embeds = torch.zeros(len(seqs), width, hidden, device=device, dtype=dtype)
+        mask = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
+        labels = torch.full((len(seqs), width), -100, dtype=torch.long, device=device)
+        for i, ((seq, prompt_len), ex) in enumerate(zip(seqs, examples)):
+            n = seq.shape[0]
+            at = slice(width - n, width) if left_pad else slice(0, n)
+            embeds[i, at], mask[i, at] = seq, 1
+            if ex.target:
+                labels[i, at][prompt_len:] = torch.tensor(ex.target, device=device)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        return embeds, mask, positions, labels
+
+    def loss(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean next-token loss over the target meta-responses of a batch."""
+        embeds, mask, positions, labels = self._batch(examples, features, left_pad=False)
+        return self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, labels=labels).loss
+
+    @torch.no_grad()
+    def generate(self, examples: list[Example], features: dict[str, torch.Tensor],
+                 max_new_tokens: int = 24) -> list[str]:
+        """Greedy meta-responses for a batch of examples (their targets, if any, are ignored)."""
+        prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
+        embeds, mask, _, _ = self._batch(prompts, features, left_pad=True)
+        out = self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+                                eos_token_id=self.tokenizer.eos_token_id)
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable and total parameters, by part — the table notebook 02 shows."""
+        def count(params, trainable_only):
+            return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
+
+        llm_params = list(self.llm.parameters())
+        proj_params = list(self.projections.parameters())
+        return {"projections (trainable)": count(proj_params, True),
+                "LLM LoRA + new-token rows (trainable)": count(llm_params, True),
+                "LLM frozen": count(llm_params, False) - count(llm_params, True),
+                "total": count(proj_params + llm_params, False)}

@@ -1,0 +1,130 @@
+"""Profiles: every checkpoint name and every size in one place.
+
+* ``tiny`` — real transformers / diffusers classes with tiny configs, built on this machine by ``zoo.py`` and loaded
+  from a local folder by the very ``from_pretrained(path)`` calls that load the real checkpoints. CPU, minutes.
+* ``gpu`` — real hub checkpoints for a Colab T4 (16 GB). A teacher swaps a model by editing one line below.
+* ``auto`` — ``gpu`` where CUDA is available, else ``tiny``.
+
+A checkpoint is a hub id (``"openai/clip-vit-base-patch32"``), a local folder in hub layout, or ``"zoo:NAME"``: the
+tiny zoo's folder NAME, built on first use (see ``zoo.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .errors import ProfileError
+
+CHECKPOINT_FIELDS = ("image_encoder", "audio_encoder", "llm", "text_to_image", "text_to_audio", "text_to_video")
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Which pretrained model fills each role."""
+
+    image_encoder: str  # CLIP family: images and video frames
+    audio_encoder: str  # CLAP family
+    llm: str  # a causal LM
+    text_to_image: str  # diffusers pipelines, or "world" for the world renderers
+    text_to_audio: str
+    text_to_video: str
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # the paper's default
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 800
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_accum: int = 1
+    eval_every: int = 200
+    max_new_tokens: int = 24
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    checkpoints: Checkpoints
+    device: str = "cpu"  # "cpu" or "cuda"
+    dtype: str = "float32"  # weights of frozen models: "float32", "float16" or "bfloat16"
+    video_frames: int = 8  # frames sampled from every clip
+    video_tokens: int = 4  # LLM tokens a clip becomes (ordered)
+    audio_seconds: float = 1.0  # audio longer than this is cut, shorter padded by the encoder
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    dataset_records: int = 12_000  # size of the default instruction dataset
+    generator_steps: int = 25  # diffusion steps of the diffusers generators
+
+    def checkpoint(self, role: str) -> str:
+        """The hub id or local folder that fills ``role``; builds the tiny zoo entry on first use."""
+        if role not in CHECKPOINT_FIELDS:
+            raise ProfileError(f"unknown checkpoint role {role!r}; expected one of {CHECKPOINT_FIELDS}")
+        ref = getattr(self.checkpoints, role)
+        if ref.startswith("zoo:"):
+            from . import zoo
+
+            return str(zoo.ensure(ref[4:]))
+        return ref
+
+    def with_(self, **changes) -> "Profile":
+        """A copy with some settings changed: ``profile.with_(train=TrainSettings(steps=100))``."""
+        return replace(self, **changes)
+
+
+TINY = Profile(
+    name="tiny",
+    checkpoints=Checkpoints(
+        image_encoder="zoo:clip",
+        audio_encoder="zoo:clap",
+        llm="zoo:llm",
+        text_to_image="world",  # the world renderers draw exactly what a world prompt says;
+        text_to_audio="world",  # "zoo:sd", "zoo:audioldm2", "zoo:text2video" are the tiny diffusers pipelines
+        text_to_video="world",
+    ),
+    generator_steps=2,
+)
+
+GPU = Profile(
+    name="gpu",
+    checkpoints=Checkpoints(
+        image_encoder="openai/clip-vit-base-patch32",
+        audio_encoder="laion/clap-htsat-unfused",
+        llm="Qwen/Qwen2.5-0.5B-Instruct",
+        text_to_image="stabilityai/sd-turbo",
+        text_to_audio="cvssp/audioldm2",
+        text_to_video="ali-vilab/text-to-video-ms-1.7b",
+    ),
+    device="cuda",
+    dtype="float16",
+    lora=LoraSettings(r=16, alpha=32, dropout=0.05),
+    train=TrainSettings(steps=1500, batch_size=16, lr=2e-4, warmup_steps=100, grad_accum=2, eval_every=500),
+    generator_steps=25,
+)
+
+PROFILES = {"tiny": TINY, "gpu": GPU}
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_profile(name: str | Profile = "auto") -> Profile:
+    """``"tiny"``, ``"gpu"`` or ``"auto"`` (gpu where CUDA is available, else tiny)."""
+    if isinstance(name, Profile):
+        return name
+    if name == "auto":
+        return GPU if cuda_available() else TINY
+    if name not in PROFILES:
+        raise ProfileError(f"unknown profile {name!r}; expected 'auto' or one of {sorted(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,160 @@
+"""The tiny text-to-X generators: real diffusers pipelines, built here, saved, loaded back by path and run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modaverse_lite import tiny_generators as tg
+from modaverse_lite import world
+from modaverse_lite.errors import CheckpointError
+
+BUILDERS = {"image": tg.build_text_to_image, "audio": tg.build_text_to_audio, "video": tg.build_text_to_video}
+CLASSES = {"image": "StableDiffusionPipeline", "audio": "AudioLDM2Pipeline", "video": "AnimateDiffPipeline"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Models this small run faster on one thread than on two that wait for each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny_generators")
+    return {name: build(root / name) for name, build in BUILDERS.items()}
+
+
+@pytest.fixture(scope="session")
+def pipes(built):
+    from diffusers import DiffusionPipeline
+
+    loaded = {name: DiffusionPipeline.from_pretrained(path) for name, path in built.items()}
+    for pipe in loaded.values():
+        pipe.set_progress_bar_config(disable=True)
+    return loaded
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _assert_same_checkpoint(a: Path, b: Path) -> None:
+    files_a, files_b = _files(a), _files(b)
+    assert files_a.keys() == files_b.keys()
+    for name, path in files_a.items():
+        if name.endswith(".safetensors"):
+            ta, tb = load_file(path), load_file(files_b[name])
+            assert ta.keys() == tb.keys(), name
+            for key in ta:
+                assert torch.equal(ta[key], tb[key]), f"{name}: {key}"
+        else:
+            assert path.read_bytes() == files_b[name].read_bytes(), name
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_loads_back_as_the_real_pipeline_class(pipes, built, name):
+    assert type(pipes[name]).__name__ == CLASSES[name]
+    assert (built[name] / "model_index.json").is_file()
+    size = sum(p.stat().st_size for p in _files(built[name]).values())
+    assert size < 5_000_000, f"{name} checkpoint is {size / 1e6:.1f} MB"
+
+
+def test_text_to_image_runs(pipes):
+    generator = torch.Generator().manual_seed(0)
+    images = pipes["image"]("a red circle", num_inference_steps=2, generator=generator, output_type="np").images
+    assert images.shape == (1, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
+    assert images.dtype == np.float32
+    assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+    assert images.std() > 0  # not a blank canvas
+    again = pipes["image"]("a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                           output_type="np").images
+    np.testing.assert_array_equal(images, again)  # the seeded generator decides everything
+
+
+def test_text_to_audio_runs(pipes):
+    pipe = pipes["audio"]
+    generator = torch.Generator().manual_seed(0)
+    audios = pipe("a high square tone", num_inference_steps=2, generator=generator).audios
+    rate = pipe.vocoder.config.sampling_rate
+    assert rate == world.SAMPLE_RATE
+    assert audios.shape == (1, rate)  # one second by default
+    assert audios.dtype == np.float32
+    assert np.isfinite(audios).all() and audios.std() > 1e-4  # audible noise, not silence
+    half = pipe("a low sine tone", num_inference_steps=2, audio_length_in_s=0.5).audios
+    assert half.shape == (1, rate // 2)
+
+
+def test_text_to_audio_scores_several_waveforms_with_clap(pipes):
+    audios = pipes["audio"]("a mid triangle tone", num_inference_steps=2, num_waveforms_per_prompt=2,
+                            generator=torch.Generator().manual_seed(1)).audios
+    assert audios.shape == (2, world.SAMPLE_RATE) and np.isfinite(audios).all()
+
+
+def test_text_to_video_runs(pipes):
+    generator = torch.Generator().manual_seed(0)
+    frames = pipes["video"]("a blue square moving up", num_inference_steps=2, num_frames=world.VIDEO_FRAMES,
+                            generator=generator, output_type="np").frames
+    assert frames.shape == (1, world.VIDEO_FRAMES, world.IMAGE_SIZE, world.IMAGE_SIZE, 3)
+    assert frames.dtype == np.float32
+    assert np.isfinite(frames).all() and frames.min() >= 0 and frames.max() <= 1
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_build_is_deterministic(built, tmp_path, name):
+    again = BUILDERS[name](tmp_path / name, seed=0)
+    _assert_same_checkpoint(built[name], again)
+
+
+def test_seed_changes_the_weights(built, tmp_path):
+    other = tg.build_text_to_image(tmp_path / "image", seed=1)
+    a = load_file(built["image"] / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(other / "unet" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rebuild_replaces_the_folder_and_leaves_no_temporaries(tmp_path):
+    out = tmp_path / "sd"
+    tg.build_text_to_image(out)
+    (out / "stale.txt").write_text("from an older build")
+    assert tg.build_text_to_image(out) == out
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["sd"]
+
+
+def test_failed_save_leaves_no_half_folder_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline
+
+    good = tg.build_text_to_image(tmp_path / "sd")
+
+    def broken_save(self, save_directory, **kwargs):
+        (Path(save_directory) / "model_index.json").write_text("{}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "save_pretrained", broken_save)
+    with pytest.raises(CheckpointError, match="disk full"):
+        tg.build_text_to_image(tmp_path / "fresh")
+    with pytest.raises(CheckpointError, match="disk full"):
+        tg.build_text_to_image(good)
+    assert [p.name for p in tmp_path.iterdir()] == ["sd"]  # nothing half-written, no temporaries
+    assert isinstance(DiffusionPipeline.from_pretrained(good), StableDiffusionPipeline)
+
+
+def test_tokenizers_cover_the_world_without_unknown_tokens():
+    corpus = tg.caption_corpus()
+    assert len(corpus) > 200
+    for tokenizer in (tg.clip_tokenizer(corpus), tg.roberta_tokenizer(corpus), tg.t5_tokenizer(corpus)):
+        for line in corpus:
+            assert tokenizer.unk_token_id not in tokenizer(line, add_special_tokens=False).input_ids, line
+            ids = tokenizer(line).input_ids
+            assert len(ids) <= tg.MAX_TOKENS
+            assert tokenizer.decode(ids, skip_special_tokens=True) == line
+    t5 = tg.t5_tokenizer(corpus)
+    assert len(t5("a red circle moving left").input_ids) == 6  # whole words + </s>
