@@ -54,6 +54,72 @@ def cmd_data(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_train(args) -> int:
+    from .train import TrainConfig, align_train
+
+    config = TrainConfig(profile=args.profile, data_dir=args.data, out_dir=args.out, seed=args.seed,
+                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=not args.fresh,
+                         progress=not args.json)
+    result = align_train(config)
+    summary = {"checkpoint": str(result.checkpoint), "steps": result.steps, "train_seconds": result.seconds,
+               "final_loss": result.history[-1][1] if result.history else None, **result.metrics}
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        m = result.metrics.get("overall", {})
+        print(f"checkpoint: {result.checkpoint}\nsteps: {result.steps} in {result.seconds} s")
+        for name, section in (("held-out", result.metrics.get("per_split", {}).get("val", {})),
+                              ("unseen", result.metrics.get("unseen", {}).get("overall", {})), ("all", m)):
+            print(f"{name}: routing {section.get('routing')}, exact {section.get('exact')}, "
+                  f"attributes {section.get('attributes')}, parse {section.get('parse')}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what == "align":
+        from .bench import bench_align
+
+        result = bench_align(args.profile, steps=args.steps, seed=args.seed)
+    else:
+        from .dispatch import bench_dispatch
+
+        result = bench_dispatch(args.n)
+    _print(result, args.json)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .pipeline import Assistant
+
+    media = {m: getattr(args, m) for m in ("image", "audio", "video") if getattr(args, m)}
+    reply = Assistant(args.checkpoint, out_dir=args.out)(args.instruction, seed=args.seed, **media)
+    outputs = [{"modality": o.modality, "path": str(o.path) if o.path else None, "prompt": o.prompt,
+                "text": o.text, "error": o.error} for o in reply.outputs]
+    if args.json:
+        print(json.dumps({"meta_response": reply.meta_response, "outputs": outputs}, indent=2))
+    else:
+        print(reply.meta_response)
+        for o in outputs:
+            print(o["path"] or o["text"] or f"error: {o['error']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .roundtrip import roundtrip_eval
+
+    _print(roundtrip_eval(args.checkpoint, n_per_modality=args.n, seed=args.seed), args.json)
+    return 0
+
+
+def cmd_tutorial(args) -> int:
+    from .tutorial import run_notebooks
+
+    runs = run_notebooks(args.out, parameters=dict(args.parameter or []) or None, names=args.notebook or None)
+    for run in runs:
+        print(f"{run['name']}: {run['seconds']:.1f} s -> {run['output']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modaverse_lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +152,52 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("dir")
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="align-train: projections + LoRA, one stage")
+    p.add_argument("--profile", default="auto")
+    p.add_argument("--data", default=None, help="dataset folder (default: the world dataset, built on first use)")
+    p.add_argument("--out", required=True, help="run folder; its checkpoint/ is resumed if present")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="benchmarks: align (training throughput) or dispatch (overhead)")
+    p.add_argument("what", choices=["align", "dispatch"])
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--n", type=int, default=1000, help="dispatch requests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("chat", help="ask a trained assistant; prints the meta-response and the files it wrote")
+    p.add_argument("instruction")
+    p.add_argument("--checkpoint", required=True)
+    for m in ("image", "audio", "video"):
+        p.add_argument(f"--{m}", default=None, help=f"an input {m} file")
+    p.add_argument("--out", default="runs/outputs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", help="evaluations of a trained checkpoint")
+    p.add_argument("what", choices=["roundtrip"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--n", type=int, default=100, help="items per modality")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("tutorial", help="execute every notebook in order with papermill")
+    p.add_argument("--out", default="runs")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter, converted to the type of its default")
+    p.add_argument("--notebook", action="append", help="run only these (e.g. 01); default: all, in order")
+    p.set_defaults(func=cmd_tutorial)
 
     args = parser.parse_args(argv)
     try:

@@ -70,9 +70,21 @@ class Encoder:
             images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
             pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
             out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
-        out = out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers ≥ 5 returns an output object
-        out = F.normalize(out.float(), dim=-1).cpu()
+        out = F.normalize(_pooled(out).float(), dim=-1).cpu()
         return out.reshape(len(arrays), self.frames, -1) if self.modality == "video" else out
+
+    @torch.no_grad()
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """The text tower of the same CLIP / CLAP model: L2-normalised ``[N, D]``, comparable with ``embed``."""
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
+        inputs = tokenizer(list(texts), padding=True, return_tensors="pt").to(self.device)
+        return F.normalize(_pooled(self.model.get_text_features(**inputs)).float(), dim=-1).cpu()
+
+
+def _pooled(out) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers ≥ 5 returns an output object
 
 
 @lru_cache(maxsize=8)
@@ -180,22 +192,46 @@ def _fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int, steps:
     return probe
 
 
+def _world_features(samples, modality: str, profile) -> torch.Tensor:
+    return encode([s.data for s in samples], modality, profile, cache=False, source_rate=world.SAMPLE_RATE,
+                  progress=False).flatten(1)
+
+
+class AttributeProbes:
+    """Linear classifiers that read world attributes off frozen features (video: frames concatenated).
+
+    Fitted on seen attribute combinations only. ``read(features, modality)`` → one attribute dict per row.
+    """
+
+    def __init__(self, profile: str | Profile = "auto", n_train: int = 600, seed: int = 0):
+        self.profile = profile
+        self.probes: dict[tuple[str, str], torch.nn.Linear] = {}
+        for modality in world.MODALITIES:
+            train = world.generate(modality, n_train, seed=seed, split="seen")
+            x = _world_features(train, modality, profile)
+            for attribute in world.ATTRIBUTES[modality]:
+                values = world.VALUES[attribute]
+                y = torch.tensor([values.index(s.attributes[attribute]) for s in train])
+                self.probes[modality, attribute] = _fit_probe(x, y, len(values), seed)
+
+    @torch.no_grad()
+    def read(self, features: torch.Tensor, modality: str) -> list[dict[str, str]]:
+        x = features.flatten(1)
+        guesses = {a: self.probes[modality, a](x).argmax(-1).tolist() for a in world.ATTRIBUTES[modality]}
+        return [{a: world.VALUES[a][guesses[a][i]] for a in guesses} for i in range(x.shape[0])]
+
+
 def linear_probe(profile: str | Profile = "auto", n_train: int = 600, n_test: int = 300, seed: int = 0) -> dict:
     """Held-out accuracy of a linear classifier on frozen features, for every world attribute.
 
     Trained on seen attribute combinations; tested on fresh media of every combination, unseen ones included.
-    Video features are the ordered frame embeddings, concatenated.
     """
+    probes = AttributeProbes(profile, n_train, seed)
     results = {}
     for modality in world.MODALITIES:
-        train = world.generate(modality, n_train, seed=seed, split="seen")
         test = world.generate(modality, n_test, seed=seed + 1, split="all")
-        xs = [encode([s.data for s in part], modality, profile, cache=False, source_rate=world.SAMPLE_RATE,
-                     progress=False).flatten(1) for part in (train, test)]
+        guesses = probes.read(_world_features(test, modality, profile), modality)
         for attribute in world.ATTRIBUTES[modality]:
-            values = world.VALUES[attribute]
-            ys = [torch.tensor([values.index(s.attributes[attribute]) for s in part]) for part in (train, test)]
-            probe = _fit_probe(xs[0], ys[0], len(values), seed)
-            with torch.no_grad():
-                results[f"{modality}.{attribute}"] = round((probe(xs[1]).argmax(-1) == ys[1]).float().mean().item(), 4)
+            right = [g[attribute] == s.attributes[attribute] for g, s in zip(guesses, test)]
+            results[f"{modality}.{attribute}"] = round(sum(right) / len(right), 4)
     return results

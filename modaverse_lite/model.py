@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .profiles import LoraSettings
 
@@ -31,20 +30,24 @@ USER, ASSISTANT = "User:", "\nAssistant:"
 class Projection(nn.Module):
     """Linear map from an encoder's embedding to ``tokens`` LLM input embeddings.
 
-    Images and audio are one vector → one token. A video is one vector per frame → each frame projected, then
-    neighbouring frames averaged into ``tokens`` ordered tokens (8 frames → 4 tokens keeps the direction of motion).
+    Images and audio are one vector → one token. A video is one vector per frame: its frames are cut, in order,
+    into ``tokens`` groups (8 frames → 4 groups of 2), and each group's concatenated frames are mapped by one linear
+    layer to one token. Still linear, still ordered, and a token can carry the change between its frames — the
+    motion — which averaging frames would erase.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, tokens: int = 1):
+    def __init__(self, in_dim: int, out_dim: int, tokens: int = 1, frames: int = 1):
         super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim)
-        self.tokens = tokens
+        if frames % tokens:
+            raise ValueError(f"{frames} video frames cannot be cut into {tokens} equal groups")
+        self.tokens, self.group = tokens, frames // tokens
+        self.linear = nn.Linear(in_dim * self.group, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.linear(x)  # [B, D] → [B, H]   or   [B, T, D] → [B, T, H]
-        if x.dim() == 2:
-            return x.unsqueeze(1)
-        return F.adaptive_avg_pool1d(x.transpose(1, 2), self.tokens).transpose(1, 2)  # [B, tokens, H]
+        if x.dim() == 2:  # [B, D] → [B, 1, H]
+            return self.linear(x).unsqueeze(1)
+        b = x.shape[0]  # [B, T, D] → [B, tokens, group·D] → [B, tokens, H]
+        return self.linear(x.reshape(b, self.tokens, -1))
 
 
 @dataclass
@@ -62,7 +65,7 @@ class Example:
 class ModaVerseLite(nn.Module):
     """Projections + the PEFT-wrapped LLM. ``loss`` for training, ``generate`` for inference."""
 
-    def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4,
+    def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4, video_frames: int = 8,
                  lora: LoraSettings = LoraSettings(), add_tokens: bool = True):
         super().__init__()
         from peft import LoraConfig, get_peft_model
@@ -80,9 +83,10 @@ class ModaVerseLite(nn.Module):
         self.llm = get_peft_model(llm, config)
         hidden = llm.get_input_embeddings().weight.shape[1]
         self.projections = nn.ModuleDict({
-            m: Projection(d, hidden, video_tokens if m == "video" else 1) for m, d in feature_dims.items()})
+            m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else (1, 1)))
+            for m, d in feature_dims.items()})
         self.feature_dims = dict(feature_dims)
-        self.video_tokens = video_tokens
+        self.video_tokens, self.video_frames = video_tokens, video_frames
 
     # ---- text → example ------------------------------------------------------------------------------------
     def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,

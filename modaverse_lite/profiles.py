@@ -90,6 +90,7 @@ TINY = Profile(
         text_to_audio="world",  # "zoo:sd", "zoo:audioldm2", "zoo:text2video" are the tiny diffusers pipelines
         text_to_video="world",
     ),
+    video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (see model.Projection)
     generator_steps=2,
 )
 

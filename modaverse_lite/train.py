@@ -69,18 +69,32 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)  # final evaluation (evaluate.summarise)
     seconds: float = 0.0  # training time, evaluation excluded
     steps: int = 0
+    model: ModaVerseLite | None = field(default=None, repr=False)  # the trained model, in memory
 
 
 # ---- data: records → features (encoded once) → examples (tokenised once) ----------------------------------------
-def default_dataset(profile: str | Profile = "auto", seed: int = 0) -> Path:
-    """The default world dataset of a profile, built into the cache on first use."""
+def default_dataset_dir(profile: str | Profile = "auto", seed: int = 0, records: int | None = None) -> Path:
+    """Where the default world dataset of a profile lives (built or not): ``<cache>/datasets/world-...``."""
     from .zoo import cache_dir
 
     p = get_profile(profile)
-    out = cache_dir() / "datasets" / f"world-{p.name}-seed{seed}-v{ds.RECIPE_VERSION}"
+    n = p.dataset_records if records is None else int(records)
+    return cache_dir() / "datasets" / f"world-{p.name}-seed{seed}-n{n}-v{ds.RECIPE_VERSION}"
+
+
+def default_dataset(profile: str | Profile = "auto", seed: int = 0, records: int | None = None) -> Path:
+    """The default world dataset of a profile, built into the cache on first use."""
+    out = default_dataset_dir(profile, seed, records)
     if not (out / ds.MANIFEST_FILE).exists():
-        ds.build_world_dataset(out, p, seed=seed)
+        ds.build_world_dataset(out, get_profile(profile), seed=seed, records=records)
     return out
+
+
+def default_run_dir(profile: str | Profile = "auto", seed: int = 0) -> Path:
+    """Where the notebooks keep (and find) the aligned checkpoint of a profile: ``<cache>/runs/align-<profile>-seed<seed>``."""
+    from .zoo import cache_dir
+
+    return cache_dir() / "runs" / f"align-{get_profile(profile).name}-seed{seed}"
 
 
 def media_features(records, root: str | Path, profile: str | Profile, progress: bool = True):
@@ -120,7 +134,7 @@ def build_model(profile: str | Profile, seed: int = 0) -> ModaVerseLite:
     torch.manual_seed(seed)
     llm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return ModaVerseLite(llm, tokenizer, feature_dims(p), p.video_tokens, p.lora)
+    return ModaVerseLite(llm, tokenizer, feature_dims(p), p.video_tokens, p.video_frames, p.lora)
 
 
 def examples_for(model: ModaVerseLite, records, rows, with_targets: bool = True):
@@ -162,7 +176,7 @@ def save_checkpoint(model: ModaVerseLite, out_dir: str | Path, info: dict, optim
     out_dir.mkdir(parents=True, exist_ok=True)
     final, tmp, old = out_dir / CHECKPOINT, out_dir / f".{CHECKPOINT}.tmp", out_dir / f".{CHECKPOINT}.old"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.llm.save_pretrained(tmp / "adapter")
+    model.llm.save_pretrained(tmp / "adapter", save_embedding_layers=False)  # new-token rows only, not the table
     model.tokenizer.save_pretrained(tmp / "tokenizer")
     save_file({k: v.detach().cpu().contiguous() for k, v in model.projections.state_dict().items()},
               tmp / "projections.safetensors")
@@ -203,7 +217,7 @@ def load_checkpoint(path: str | Path) -> tuple[ModaVerseLite, dict]:
         llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer")
         llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        model = ModaVerseLite(llm, tokenizer, info["feature_dims"], info["video_tokens"],
+        model = ModaVerseLite(llm, tokenizer, info["feature_dims"], info["video_tokens"], info["video_frames"],
                               LoraSettings(**{**info["lora"], "target_modules": tuple(info["lora"]["target_modules"])}),
                               add_tokens=False)
         set_peft_model_state_dict(model.llm, load_file(ckpt / "adapter" / "adapter_model.safetensors"))
@@ -278,7 +292,7 @@ def align_train(config: TrainConfig) -> TrainResult:
                                                 steps * grad_accum)
     info = {"profile": p.name, "llm": p.checkpoint("llm"), "image_encoder": p.checkpoint("image_encoder"),
             "audio_encoder": p.checkpoint("audio_encoder"), "feature_dims": model.feature_dims,
-            "video_tokens": model.video_tokens, "lora": asdict(p.lora), "seed": config.seed, "steps": steps,
+            "video_tokens": model.video_tokens, "video_frames": model.video_frames, "lora": asdict(p.lora), "seed": config.seed, "steps": steps,
             "batch_size": batch_size, "lr": lr, "data_dir": str(data_dir), "step": 0, "history": []}
 
     start, history, evals = 0, [], []
@@ -345,5 +359,5 @@ def align_train(config: TrainConfig) -> TrainResult:
                                                            "evals": evals, "metrics": metrics}, optimizer)
     else:
         final = ckpt_dir
-    return TrainResult(final, history, evals, metrics, round(seconds, 2), step)
+    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval())
 

@@ -135,12 +135,13 @@ def copy_corpus(n: int, seed: int) -> list[str]:
     which a tiny LM must learn somewhere. No instruction and no meta-response appears here."""
     rng = torch.Generator().manual_seed(seed)
     words = sorted({w for line in world_corpus() for w in line.lower().strip(".").split() if w.isalpha()})
-    cues = ("repeat: {x}. again: {x}", "say {x} | {x}", "{x} → {x}", "copy this: {x}. done: {x}")
+    cues = ("repeat: {x}. again: {x}", "say {x} | {x}", "{x} → {x}", "copy this: {x}. done: {x}",
+            "{x}. first word: {w[0]}", "{x}. second word: {w[1]}", "{x}. third word: {w[2]}", "{x}. last word: {w[-1]}")
     lines = []
     for _ in range(n):
-        k = int(torch.randint(1, 6, (1,), generator=rng))
-        x = " ".join(words[int(i)] for i in torch.randint(len(words), (k,), generator=rng))
-        lines.append(cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=x))
+        w = [words[int(i)] for i in torch.randint(len(words), (int(torch.randint(3, 6, (1,), generator=rng)),),
+                                                  generator=rng)]
+        lines.append(cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=" ".join(w), w=w))
     return lines
 
 
@@ -237,7 +238,7 @@ def _clap_feature_extractor(r: dict):
     from transformers import ClapFeatureExtractor
 
     return ClapFeatureExtractor(feature_size=r["mels"], sampling_rate=world.SAMPLE_RATE, hop_length=r["hop"],
-                                max_length_s=world.AUDIO_SECONDS, fft_window_size=r["fft"], padding="repeatpad",
+                                max_length_s=int(world.AUDIO_SECONDS), fft_window_size=r["fft"], padding="repeatpad",
                                 truncation="rand_trunc", frequency_min=50, frequency_max=8000)
 
 

@@ -1,0 +1,203 @@
+"""The any-to-any assistant: an instruction (and at most one medium) in, text and media files out.
+
+Every part of the road has its own module; this one only walks it, once per request::
+
+    medium ──encode (frozen)──▶ features ──┐
+    instruction ──tokenize────────────────┴──▶ aligned LLM ──generate──▶ meta-response
+                                                                             │ meta.parse + dispatch
+                                                                             ▼
+                                                 text answer  |  image / audio / video files under out_dir
+
+    >>> assistant = Assistant("runs/align")                      # a run folder or its checkpoint folder
+    >>> reply = assistant("Draw a red circle.")
+    >>> reply.meta_response
+    'Modality: [IMAGE] Prompt: a red circle'
+    >>> reply.outputs[0].path
+    PosixPath('runs/outputs/image-20240101-120000-0000-1a2b3c4d.png')
+
+Media inputs are a path, or an array in this package's convention (``media.py``): an image ``(H, W, 3)`` uint8
+(or a PIL image), a video ``(T, H, W, 3)`` uint8, audio ``(n,)`` float32 — audio arrays are taken to be at the
+world's rate, ``world.SAMPLE_RATE`` (16 kHz), unless given as an ``(array, rate)`` pair. The model was trained on
+instructions with at most one medium, so a request with two is refused (``MediaError`` naming both) rather than
+silently dropping one. A missing or corrupt file raises ``MediaError`` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import meta, world
+from .dispatch import Dispatcher, Output, Registry, registry_for
+from .errors import CheckpointError, MediaError, ModaVerseError
+from .meta import MetaResponse
+from .profiles import Profile, get_profile
+
+if TYPE_CHECKING:
+    import torch
+
+MEDIA = meta.MEDIA  # ("image", "audio", "video")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer: the raw meta-response, how it was read, and what the dispatcher made of it."""
+
+    instruction: str
+    meta_response: str
+    parsed: MetaResponse
+    outputs: list[Output]
+    seconds: float
+    medium: str | None = None  # the modality of the input medium, None for a text-only instruction
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files written, in segment order."""
+        return [o.path for o in self.outputs if o.path is not None]
+
+    @property
+    def text(self) -> str:
+        """The text segments, joined by new lines ("" when the answer is media only)."""
+        return "\n".join(o.text for o in self.outputs if o.text is not None)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values (what ``chat --json`` prints)."""
+        return {"instruction": self.instruction, "medium": self.medium, "meta_response": self.meta_response,
+                "ok": self.parsed.ok, "notes": list(self.parsed.notes), "seconds": round(self.seconds, 3),
+                "outputs": [{"modality": o.modality, "path": str(o.path) if o.path else None, "prompt": o.prompt,
+                             "generator": o.generator, "text": o.text, "error": o.error,
+                             "seconds": round(o.seconds, 3)} for o in self.outputs]}
+
+    def format(self) -> str:
+        """A few lines for a terminal: the meta-response, then one line per output."""
+        lines = [self.meta_response]
+        lines += [f"note: {note}" for note in self.parsed.notes]
+        for o in self.outputs:
+            if o.error:
+                lines.append(f"[{o.modality}] error: {o.error}")
+            elif o.path is not None:
+                lines.append(f"[{o.modality}] {o.path}")
+            else:
+                lines.append(f"[text] {o.text}")
+        return "\n".join(lines)
+
+
+def _media_argument(modality: str, value) -> tuple[object, int | None]:
+    """(item, source_rate) for ``encode``: audio may come as ``(array, rate)``; a bare audio array is at 16 kHz."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise MediaError(f"{path}: no such {modality} file" + (" (it is a directory)" if path.is_dir() else ""))
+        return path, None
+    if modality == "audio":
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise MediaError(f"audio must be a path, an array or an (array, sample_rate) pair; got a tuple of "
+                                 f"{len(value)} items")
+            return value[0], value[1]
+        return value, world.SAMPLE_RATE
+    return value, None
+
+
+class Assistant:
+    """A trained checkpoint, its frozen encoders and a generator registry, loaded once and called many times.
+
+    ``checkpoint`` is a run folder or its ``checkpoint`` folder. ``profile`` defaults to the one the checkpoint
+    was trained with (its encoders must be the ones the projections were trained on); ``registry`` defaults to
+    ``dispatch.registry_for(profile)`` — pass another to draw with other generators, e.g. the tiny diffusers
+    pipelines. Files are written under ``out_dir``, each with a fresh name.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, out_dir: str | os.PathLike = "runs/outputs",
+                 registry: Registry | None = None, profile: str | Profile | None = None,
+                 max_new_tokens: int | None = None):
+        from .train import feature_dims, load_checkpoint
+
+        self.model, self.info = load_checkpoint(checkpoint)
+        self.checkpoint = Path(checkpoint)
+        self.profile = get_profile(profile or self.info["profile"])
+        dims = feature_dims(self.profile)  # loads the frozen encoders once
+        trained = {m: int(d) for m, d in self.info["feature_dims"].items()}
+        if any(dims.get(m) != d for m, d in trained.items()):
+            raise CheckpointError(f"{checkpoint}: its projections were trained on {trained}-wide features, but the "
+                                  f"{self.profile.name!r} profile's encoders give {dims}; use the profile it was "
+                                  f"trained with ({self.info['profile']!r})")
+        if self.profile.device != "cpu":
+            self.model.to(self.profile.device)
+        self.registry = registry if registry is not None else registry_for(self.profile)
+        self.dispatcher = Dispatcher(self.registry, out_dir)
+        self.max_new_tokens = int(max_new_tokens or self.profile.train.max_new_tokens)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.dispatcher.out_dir
+
+    def features(self, modality: str, item) -> torch.Tensor:
+        """The frozen encoder's features of one medium (a path, an array, or audio ``(array, rate)``): ``[1, ...]``."""
+        from .encode import encode
+
+        if modality not in MEDIA:
+            raise MediaError(f"unknown medium {modality!r}; expected one of {MEDIA}")
+        item, rate = _media_argument(modality, item)
+        # cache=False: a user's file is read once; the dataset cache is for training sets
+        return encode([item], modality, self.profile, cache=False, source_rate=rate, progress=False)
+
+    def meta_response(self, instruction: str, modality: str | None = None, features=None) -> str:
+        """The LLM's raw answer to one instruction, with the features of its medium if it has one."""
+        example = self.model.tokenize(instruction, modality, 0 if modality else -1)
+        table = {modality: features} if modality else {}
+        return self.model.generate([example], table, self.max_new_tokens)[0]
+
+    def __call__(self, instruction: str, image=None, audio=None, video=None, seed: int = 0) -> Reply:
+        """Answer ``instruction`` about at most one medium; media answers are written under ``out_dir``."""
+        start = time.perf_counter()
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ModaVerseError(f"an instruction must be a non-empty string, got {instruction!r}")
+        given = {m: v for m, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
+        if len(given) > 1:
+            raise MediaError(f"got {' and '.join(given)} at once; the model was trained on instructions with at "
+                             f"most one medium: pass only one of image=, audio=, video=")
+        modality = next(iter(given), None)
+        features = self.features(modality, given[modality]) if modality else None
+        text = self.meta_response(instruction.strip(), modality, features)
+        parsed = meta.parse(text)
+        outputs = self.dispatcher(parsed, seed=seed)
+        return Reply(instruction, text, parsed, outputs, time.perf_counter() - start, modality)
+
+    def __repr__(self) -> str:
+        return (f"Assistant(checkpoint={str(self.checkpoint)!r}, profile={self.profile.name!r}, "
+                f"registry={self.registry!r}, out_dir={str(self.out_dir)!r})")
+
+
+def default_checkpoint(profile: str | Profile = "auto", seed: int = 0, steps: int | None = None) -> Path:
+    """Notebook 02's checkpoint, in ``train.default_run_dir(profile, seed)``; trained there first if it is missing.
+
+    An existing checkpoint is used as it is, whatever it was trained with (notebook 02 decides that); only when
+    there is none does this train one, with ``steps`` steps (None: the profile's setting) on the default dataset.
+    """
+    from .train import CHECKPOINT, TrainConfig, align_train, default_run_dir
+
+    run = default_run_dir(profile, seed)
+    if (run / CHECKPOINT / "modaverse.json").is_file():
+        return run / CHECKPOINT
+    return Path(align_train(TrainConfig(profile=profile, seed=seed, steps=steps, out_dir=str(run))).checkpoint)
+
+
+def world_example(modality: str, attributes: dict[str, str] | str, seed: int = 0) -> np.ndarray | tuple:
+    """A world medium to give the assistant: ``world_example("image", "a red circle")`` → an image array.
+
+    ``attributes`` is a dict or a world caption; audio comes back as ``(array, world.SAMPLE_RATE)``.
+    """
+    if isinstance(attributes, str):
+        parsed = world.parse_caption(attributes)
+        if parsed is None or parsed[0] != modality:
+            raise MediaError(f"{attributes!r} is not a world {modality} caption (e.g. "
+                             f"{world.caption(modality, {a: world.VALUES[a][0] for a in world.ATTRIBUTES[modality]})!r})")
+        attributes = parsed[1]
+    data = world.render(modality, attributes, seed=seed).data
+    return (data, world.SAMPLE_RATE) if modality == "audio" else data

@@ -1,0 +1,310 @@
+"""What the notebooks show: matplotlib figures, inline media and small HTML tables.
+
+Every figure function returns a ``matplotlib.figure.Figure``, already closed in pyplot, so a notebook shows it
+once: as the cell's value or with ``display(fig)``; a script can ``fig.savefig(...)``. The HTML helpers return
+strings for ``IPython.display.HTML``. Media come as arrays (``world.Sample.data``) or as file paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from . import world
+
+SPLIT_COLOURS = {"train": "#4C72B0", "val": "#55A868", "test": "#8172B2", "unseen": "#C44E52",
+                 "phrasing": "#DD8452"}
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _done(fig):
+    """Close the figure in pyplot (no second copy from the inline backend) and return it."""
+    _pyplot().close(fig)
+    return fig
+
+
+def _as_image(item) -> np.ndarray:
+    from . import media
+
+    return media.load_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
+
+
+def _as_video(item, frames: int = world.VIDEO_FRAMES) -> np.ndarray:
+    from . import media
+
+    return media.load_video(item, frames=frames) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
+
+
+def _as_audio(item, sample_rate: int) -> np.ndarray:
+    from . import media
+
+    return media.load_audio(item, sample_rate) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
+
+
+def _grid(n: int, cols: int, size: float, height: float | None = None):
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(cols * size, rows * (height or size)), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+# ---- images, sounds, clips ---------------------------------------------------------------------------------
+def image_grid(images: Sequence, captions: Sequence[str] | None = None, cols: int = 6, size: float = 1.8,
+               title: str | None = None):
+    """Images (arrays or paths) in a grid, each with its caption underneath."""
+    images = list(images)
+    fig, axes = _grid(len(images), cols, size, size * 1.15)
+    for i, (ax, img) in enumerate(zip(axes, images)):
+        ax.imshow(_as_image(img), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        if captions is not None:
+            ax.set_xlabel(captions[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def _show_spectrogram(ax, audio: np.ndarray, sample_rate: int, caption: str | None):
+    import librosa
+    import librosa.display
+
+    mel = librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sample_rate, n_fft=1024,
+                                         hop_length=256, n_mels=64, fmax=sample_rate // 2)
+    image = librosa.display.specshow(librosa.power_to_db(mel, ref=np.max), sr=sample_rate, hop_length=256,
+                                     x_axis="time", y_axis="mel", fmax=sample_rate // 2, ax=ax, cmap="magma")
+    if caption:
+        ax.set_title(caption, fontsize=9)
+    return image
+
+
+def spectrogram(audio, sample_rate: int = world.SAMPLE_RATE, caption: str | None = None):
+    """A sound's mel spectrogram (dB) with librosa.display: pitch is height, timbre the harmonics above."""
+    fig, ax = _pyplot().subplots(figsize=(5, 3))
+    image = _show_spectrogram(ax, _as_audio(audio, sample_rate), sample_rate, caption)
+    fig.colorbar(image, ax=ax, format="%+2.0f dB")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def spectrograms(sounds: Sequence, captions: Sequence[str] | None = None,
+                 sample_rate: int = world.SAMPLE_RATE, cols: int = 3):
+    """Mel spectrograms of several sounds side by side (shared colour scale: dB below each one's peak)."""
+    sounds = list(sounds)
+    fig, axes = _grid(len(sounds), cols, 3.6, 2.8)
+    for i, (ax, sound) in enumerate(zip(axes, sounds)):
+        _show_spectrogram(ax, _as_audio(sound, sample_rate), sample_rate, captions[i] if captions else None)
+        if i % cols:
+            ax.set_ylabel("")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def video_strip(clips, captions: Sequence[str] | None = None, frame_captions: Sequence[str] | None = None,
+                size: float = 1.4):
+    """Clips (``(T, H, W, 3)`` arrays or paths) as rows of frames, first to last; one clip or a list of them.
+
+    ``captions`` label the rows; ``frame_captions`` (one clip only) label each frame, e.g. where the shape is.
+    """
+    if isinstance(clips, (str, os.PathLike)) or (isinstance(clips, np.ndarray) and clips.ndim == 4):
+        clips = [clips]
+    clips = [_as_video(c) for c in clips]
+    frames = max(len(c) for c in clips)
+    fig, axes = _pyplot().subplots(len(clips), frames, figsize=(frames * size, len(clips) * size * 1.2),
+                                   squeeze=False)
+    for r, clip in enumerate(clips):
+        for t in range(frames):
+            ax = axes[r, t]
+            ax.set_xticks([]), ax.set_yticks([])
+            if t >= len(clip):
+                ax.axis("off")
+                continue
+            ax.imshow(clip[t], interpolation="nearest")
+            if r == 0:
+                ax.set_title(f"t={t}", fontsize=8)
+            if frame_captions is not None and len(clips) == 1:
+                ax.set_xlabel(frame_captions[t].split(" at the ")[-1], fontsize=7)
+        if captions is not None:
+            axes[r, 0].set_ylabel(captions[r], fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def animation(clip, fps: int = 8, width: int = 192) -> bytes:
+    """A clip (array or path) as looping GIF bytes, enlarged to ``width`` pixels without blurring.
+
+    Show it with ``IPython.display.Image(data=animation(clip))`` or inside HTML with ``animation_html``.
+    """
+    from PIL import Image
+
+    frames = [Image.fromarray(f) for f in _as_video(clip)]
+    scale = max(1, round(width / frames[0].width))
+    frames = [f.resize((f.width * scale, f.height * scale), Image.NEAREST) for f in frames]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=1000 / fps, loop=0)
+    return buffer.getvalue()
+
+
+def animation_html(clip, fps: int = 8, width: int = 192, caption: str | None = None) -> str:
+    """An ``<img>`` of the looping GIF (with an optional caption), for ``IPython.display.HTML``."""
+    data = base64.b64encode(animation(clip, fps, width)).decode()
+    tag = f'<img src="data:image/gif;base64,{data}" width="{width}" style="image-rendering: pixelated">'
+    if caption is None:
+        return tag
+    return (f'<figure style="display:inline-block;margin:4px">{tag}'
+            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def media_html(item, modality: str, width: int = 96, sample_rate: int = world.SAMPLE_RATE) -> str:
+    """A medium (array or path) as inline HTML: an image, a playable ``<audio>`` or an animated GIF."""
+    from PIL import Image
+
+    if modality == "image":
+        buffer = io.BytesIO()
+        img = Image.fromarray(_as_image(item))
+        scale = max(1, round(width / img.width))
+        img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(buffer, format="PNG")
+        data = base64.b64encode(buffer.getvalue()).decode()
+        return f'<img src="data:image/png;base64,{data}" width="{width}" style="image-rendering: pixelated">'
+    if modality == "audio":
+        import soundfile as sf
+
+        buffer = io.BytesIO()
+        sf.write(buffer, _as_audio(item, sample_rate), sample_rate, format="WAV", subtype="PCM_16")
+        data = base64.b64encode(buffer.getvalue()).decode()
+        style = f"width:{max(width, 160)}px"
+        return f'<audio controls src="data:audio/wav;base64,{data}" style="{style}"></audio>'
+    if modality == "video":
+        return animation_html(item, width=width)
+    raise ValueError(f"unknown modality {modality!r}; expected one of {world.MODALITIES}")
+
+
+# ---- the dataset -------------------------------------------------------------------------------------------
+def _pair_split_counts(records) -> dict[str, Counter]:
+    if isinstance(records, dict):  # already {split: {pair: n}}
+        return {s: Counter(c) for s, c in records.items()}
+    counts: dict[str, Counter] = {}
+    for r in records:
+        pair, split = (r["pair"], r["split"]) if isinstance(r, dict) else (r.pair, r.split)
+        counts.setdefault(split, Counter())[pair] += 1
+    return counts
+
+
+def pair_histogram(records, title: str | None = None):
+    """Records per input→output pair, stacked by split (records, dicts, or ``{split: {pair: count}}``)."""
+    counts = _pair_split_counts(records)
+    splits = [s for s in SPLIT_COLOURS if s in counts] + sorted(set(counts) - set(SPLIT_COLOURS))
+    pairs = sorted({p for c in counts.values() for p in c},
+                   key=lambda p: (p.count("+"), p.split("->")[-1], p))  # text->X, then X->Y, then X->text
+    fig, ax = _pyplot().subplots(figsize=(8, 0.32 * len(pairs) + 1.2))
+    left = np.zeros(len(pairs))
+    y = np.arange(len(pairs))
+    for split in splits:
+        values = np.array([counts[split].get(p, 0) for p in pairs], dtype=float)
+        ax.barh(y, values, left=left, color=SPLIT_COLOURS.get(split), label=split)
+        left += values
+    ax.set_yticks(y, pairs, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("records")
+    ax.legend(loc="lower right", fontsize=8, ncols=len(splits))
+    ax.set_title(title or f"{int(left.sum())} records: every pair in every split")
+    fig.tight_layout()
+    return _done(fig)
+
+
+# ---- training ----------------------------------------------------------------------------------------------
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.array([values[: i + 1].mean() for i in range(window - 1)])
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+
+
+def loss_curve(history: Iterable[tuple[int, float]], evals: Sequence[dict] | None = None,
+               smooth: int | None = None, title: str | None = None):
+    """Training loss per step (faint: raw; solid: moving average), and the periodic evaluation's routing and
+    exact-match accuracy on a second axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    history = list(history)
+    steps = np.array([s for s, _ in history], dtype=float)
+    losses = np.array([v for _, v in history], dtype=float)
+    fig, ax = _pyplot().subplots(figsize=(8, 3.6))
+    window = smooth or max(1, len(losses) // 40)
+    if window > 1:
+        ax.plot(steps, losses, color="#4C72B0", alpha=0.25, lw=0.8, label="loss")
+        ax.plot(steps, _moving_average(losses, window), color="#4C72B0", lw=1.8,
+                label=f"loss ({window}-step mean)")
+    else:
+        ax.plot(steps, losses, color="#4C72B0", lw=1.8, label="loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (target tokens)")
+    if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 30:
+        ax.set_yscale("log")
+    handles, labels = ax.get_legend_handles_labels()
+    if evals:
+        twin = ax.twinx()
+        at = [e["step"] for e in evals]
+        for key, colour, marker in (("routing", "#55A868", "o"), ("exact", "#C44E52", "s")):
+            twin.plot(at, [e[key] for e in evals], color=colour, marker=marker, lw=1.2, label=f"eval {key}")
+        twin.set_ylim(-0.03, 1.03)
+        twin.set_ylabel("accuracy (periodic eval)")
+        more_h, more_l = twin.get_legend_handles_labels()
+        handles, labels = handles + more_h, labels + more_l
+    ax.legend(handles, labels, loc="center right", fontsize=8)
+    ax.set_title(title or "align_train: one stage, meta-response tokens only")
+    fig.tight_layout()
+    return _done(fig)
+
+
+# ---- tables ------------------------------------------------------------------------------------------------
+def _cell(value, raw: bool, digits: int) -> str:
+    if raw:
+        return str(value)
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None, html_columns: Sequence[str] = (),
+               digits: int = 3, caption: str | None = None) -> str:
+    """A list of dicts as an HTML table for ``IPython.display.HTML`` (no pandas needed).
+
+    ``columns`` picks and orders columns (default: every key, in first-seen order); values of ``html_columns``
+    are inserted as HTML (media from ``media_html``), everything else is escaped. Floats get ``digits``
+    decimals, integers thousands separators, None a dash.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    raw = set(html_columns)
+    style = "border-collapse:collapse;font-size:0.9em"
+    cell = 'style="border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:middle"'
+    out = [f'<table style="{style}">']
+    if caption:
+        out.append('<caption style="caption-side:top;text-align:left">'
+                   f'<b>{html.escape(caption)}</b></caption>')
+    out.append("<tr>" + "".join(f"<th {cell}>{html.escape(str(c))}</th>" for c in columns) + "</tr>")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td {cell}>{_cell(row.get(c), c in raw, digits)}</td>" for c in columns)
+                   + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)

@@ -1,0 +1,159 @@
+"""The assistant on screen: replies as HTML tables, generators side by side, and an ipywidgets demo.
+
+The tables are HTML strings for ``IPython.display.HTML`` (media inline as data URIs, kept in the saved notebook),
+built from ``plots.media_html`` and ``plots.html_table``: images as PNG, sounds as an ``<audio>`` player, clips as
+animated GIFs.
+
+``demo(assistant)`` builds the interactive demo: pick a world example or upload a file, type an instruction,
+press *Ask*. It only builds widgets and returns at once, so a headless run (papermill, CI) never waits for input;
+the button's work is ``Demo.ask()``, which a test (or a script) can call — or press the button with
+``demo.button.click()``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+
+from . import media, plots
+from .errors import ModaVerseError
+
+MEDIA = ("image", "audio", "video")
+
+
+def medium_html(modality: str, item, width: int = 128) -> str:
+    """An input medium as the assistant takes it (a path, an array, audio as ``(array, rate)``) as inline HTML."""
+    if modality == "audio" and isinstance(item, tuple):
+        wave, rate = item
+        return plots.media_html(wave, "audio", width, sample_rate=int(rate))
+    return plots.media_html(item, modality, width)
+
+
+def output_html(output, width: int = 128) -> str:
+    """One ``dispatch.Output``: its medium, its text, or its error (in red)."""
+    if output.error:
+        return f'<span style="color:#c0392b">[{output.modality}] {html.escape(output.error)}</span>'
+    if output.path is None:
+        return f"<i>{html.escape(output.text or '')}</i>"
+    return plots.media_html(output.path, output.modality, width)
+
+
+def reply_rows(replies, media_inputs=None, width: int = 128) -> list[dict]:
+    """Table rows for ``pipeline.Reply`` objects: instruction, input medium, meta-response, outputs, seconds.
+
+    ``media_inputs`` lists, for each reply, what was passed with it (``{"image": array_or_path}``, ``{}`` or None).
+    """
+    media_inputs = list(media_inputs) if media_inputs is not None else [None] * len(replies)
+    rows = []
+    for reply, given in zip(replies, media_inputs):
+        shown = " ".join(medium_html(m, v, width) for m, v in (given or {}).items()) or "–"
+        outputs = "<br/>".join(output_html(o, width) for o in reply.outputs)
+        rows.append({"instruction": reply.instruction, "input": shown, "meta-response": reply.meta_response,
+                     "output": outputs, "seconds": round(reply.seconds, 2)})
+    return rows
+
+
+def reply_table(replies, media_inputs=None, width: int = 128) -> str:
+    """``reply_rows`` as an HTML table, for ``IPython.display.HTML``."""
+    return plots.html_table(reply_rows(replies, media_inputs, width), html_columns=("input", "output"), digits=2)
+
+
+def generator_table(replies, registries: dict, out_dir: str | os.PathLike, seed: int = 0, width: int = 128) -> str:
+    """The same meta-responses drawn by several generator registries, side by side (one column per registry).
+
+    ``registries`` maps a column title to a ``dispatch.Registry``; files are written under ``out_dir``.
+    """
+    from .dispatch import Dispatcher
+
+    dispatchers = {name: Dispatcher(registry, out_dir) for name, registry in registries.items()}
+    rows = []
+    for reply in replies:
+        row = {"meta-response": reply.meta_response}
+        for name, dispatcher in dispatchers.items():
+            row[name] = "<br/>".join(output_html(o, width) for o in dispatcher(reply.parsed, seed=seed))
+        rows.append(row)
+    return plots.html_table(rows, html_columns=tuple(registries))
+
+
+# ---- the interactive demo ----------------------------------------------------------------------------------------
+#: The world examples the demo offers: (label, (modality, caption)).
+EXAMPLES = (("image: a red circle", ("image", "a red circle")),
+            ("image: a blue triangle", ("image", "a blue triangle")),
+            ("audio: a high square tone", ("audio", "a high square tone")),
+            ("audio: a low sine tone", ("audio", "a low sine tone")),
+            ("video: a green diamond moving left", ("video", "a green diamond moving left")),
+            ("video: an orange square moving up", ("video", "an orange square moving up")))
+_ACCEPT = ",".join(media.IMAGE_EXTS + media.AUDIO_EXTS + media.VIDEO_EXTS)
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Demo:
+    """The widgets of the assistant demo; ``widget`` is the box a notebook shows, ``ask()`` the button's work."""
+
+    def __init__(self, assistant, instruction: str = "Draw a red circle.", examples=EXAMPLES, seed: int = 0):
+        import ipywidgets as w
+
+        self.assistant, self.seed = assistant, seed
+        self.example = w.Dropdown(options=[("(no medium)", None), *examples], value=None, description="example")
+        self.upload = w.FileUpload(accept=_ACCEPT, multiple=False, description="or upload")
+        self.instruction = w.Text(value=instruction, description="instruction", layout=w.Layout(width="60%"))
+        self.button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
+        self.status = w.HTML()
+        self.result = w.HTML()
+        self.widget = w.VBox([w.HBox([self.example, self.upload]), w.HBox([self.instruction, self.button]),
+                              self.status, self.result])
+        self.last = None  # the last Reply
+        self.error: str | None = None  # the last error message, if the last ask failed
+        self.button.on_click(lambda _button: self.ask())
+
+    def medium(self) -> dict:
+        """What to pass with the instruction: an uploaded file (it wins) or the chosen world example, or nothing."""
+        if self.upload.value:
+            item = self.upload.value[0]
+            name = _SAFE.sub("_", Path(item["name"]).name).lstrip(".") or "upload"
+            modality = media.modality_of(name)  # MediaError for an extension we cannot read
+            folder = self.assistant.out_dir / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            tmp = folder / f".{name}.tmp"
+            tmp.write_bytes(bytes(item["content"]))
+            os.replace(tmp, path)
+            return {modality: path}
+        if self.example.value is None:
+            return {}
+        modality, caption = self.example.value
+        from .pipeline import world_example
+
+        return {modality: world_example(modality, caption, seed=self.seed)}
+
+    def ask(self):
+        """Run the assistant on the current inputs and show the reply; errors are shown, not raised."""
+        self.error = None
+        self.status.value = "<i>thinking…</i>"
+        try:
+            given = self.medium()
+            reply = self.assistant(self.instruction.value, seed=self.seed, **given)
+        except ModaVerseError as err:
+            return self._fail(str(err))
+        except Exception as err:  # noqa: BLE001 -- a widget callback's traceback would go nowhere visible
+            return self._fail(f"unexpected {type(err).__name__}: {err}")
+        self.last = reply
+        notes = "".join(f"<br/><small>note: {html.escape(n)}</small>" for n in reply.parsed.notes)
+        self.status.value = f"<code>{html.escape(reply.meta_response)}</code>{notes}"
+        self.result.value = reply_table([reply], [given])
+        return reply
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.status.value = f'<span style="color:#c0392b">{html.escape(message)}</span>'
+        self.result.value = ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def demo(assistant, instruction: str = "Draw a red circle.", seed: int = 0) -> Demo:
+    """The interactive demo for ``assistant`` (a ``pipeline.Assistant``); the last line of a cell shows it."""
+    return Demo(assistant, instruction, seed=seed)

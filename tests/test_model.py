@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from modaverse_lite.model import MEDIA_END, MEDIA_START, Projection
+from modaverse_lite.train import build_model
+
+
+def test_projection_shapes_and_order():
+    image = Projection(64, 128)
+    assert image(torch.randn(5, 64)).shape == (5, 1, 128)
+    video = Projection(64, 128, tokens=4, frames=8)
+    clip = torch.randn(2, 8, 64)
+    out = video(clip)
+    assert out.shape == (2, 4, 128)
+    assert not torch.allclose(out, video(clip.flip(1)))  # the order of frames matters: motion survives
+    with pytest.raises(ValueError, match="8 video frames cannot be cut into 3"):
+        Projection(64, 128, tokens=3, frames=8)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_zoo):
+    return build_model("tiny", seed=0)
+
+
+def test_media_tokens_are_added_and_only_the_right_parts_train(model):
+    tok = model.tokenizer
+    assert tok.convert_tokens_to_ids(MEDIA_START) != tok.unk_token_id
+    assert tok(f"{MEDIA_START}{MEDIA_END}", add_special_tokens=False)["input_ids"] == list(model.media_ids)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or "projections" in n or "token_adapter" in n for n in trainable), trainable
+    assert any("q_proj.lora_A" in n for n in trainable) and any("token_adapter" in n for n in trainable)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n and "projections" not in n
+                   and "token_adapter" not in n)
+
+
+def test_only_the_meta_response_is_in_the_loss(model):
+    features = {"video": torch.randn(3, 8, model.feature_dims["video"]),
+                "image": torch.randn(1, model.feature_dims["image"])}
+    examples = [model.tokenize("Describe this video.", "video", 2, "Modality: [TEXT] Prompt: a red circle moving up"),
+                model.tokenize("Draw a red circle.", None, -1, "Modality: [IMAGE] Prompt: a red circle"),
+                model.tokenize("What is this?", "image", 0, "Modality: [TEXT] Prompt: a blue square")]
+    embeds, mask, positions, labels = model._batch(examples, features, left_pad=False)
+    assert (labels != -100).sum().item() == sum(len(e.target) for e in examples)
+    for row, ex in zip(labels, examples):
+        assert row[row != -100].tolist() == ex.target
+    media_len = len(examples[0].head) + 2 + model.video_tokens + len(examples[0].tail)
+    assert mask[0].sum().item() == media_len + len(examples[0].target)
+    assert positions[1, : mask[1].sum()].tolist() == list(range(mask[1].sum().item()))
+    loss = model.loss(examples, features)
+    loss.backward()
+    assert model.projections["video"].linear.weight.grad is not None
+
+
+def test_batched_generation_equals_one_at_a_time(model):
+    features = {"image": torch.randn(4, model.feature_dims["image"]),
+                "audio": torch.randn(2, model.feature_dims["audio"])}
+    examples = [model.tokenize("Describe this image.", "image", 3), model.tokenize("Play a low sine tone."),
+                model.tokenize("What is this sound?", "audio", 1), model.tokenize("Hi")]
+    batched = model.generate(examples, features, max_new_tokens=12)
+    single = [model.generate([e], features, max_new_tokens=12)[0] for e in examples]
+    assert batched == single
+
+
+def test_parameter_counts_add_up(model):
+    counts = model.parameter_counts()
+    parts = sum(v for k, v in counts.items() if k != "total")
+    assert parts == counts["total"] == sum(p.numel() for p in model.parameters())

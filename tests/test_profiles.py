@@ -1,0 +1,33 @@
+import pytest
+
+from modaverse_lite import profiles
+from modaverse_lite.errors import ProfileError
+
+
+def test_auto_picks_tiny_without_cuda(monkeypatch):
+    monkeypatch.setattr(profiles, "cuda_available", lambda: False)
+    assert profiles.get_profile("auto").name == "tiny"
+    monkeypatch.setattr(profiles, "cuda_available", lambda: True)
+    assert profiles.get_profile("auto").name == "gpu"
+
+
+def test_every_checkpoint_is_named_in_one_place():
+    gpu = profiles.get_profile("gpu")
+    for role in profiles.CHECKPOINT_FIELDS:
+        assert "/" in getattr(gpu.checkpoints, role), f"gpu {role} should be a hub id"
+    tiny = profiles.get_profile("tiny")
+    assert tiny.checkpoints.image_encoder == "zoo:clip" and tiny.device == "cpu"
+
+
+def test_unknown_names_are_clear():
+    with pytest.raises(ProfileError, match="'huge'"):
+        profiles.get_profile("huge")
+    with pytest.raises(ProfileError, match="unknown checkpoint role 'vocoder'"):
+        profiles.TINY.checkpoint("vocoder")
+
+
+def test_hub_ids_pass_through_and_with_changes_one_field():
+    gpu = profiles.get_profile("gpu")
+    assert gpu.checkpoint("llm") == "Qwen/Qwen2.5-0.5B-Instruct"
+    changed = gpu.with_(video_tokens=2)
+    assert changed.video_tokens == 2 and gpu.video_tokens == 4 and changed.checkpoints == gpu.checkpoints

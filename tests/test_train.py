@@ -1,0 +1,112 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from modaverse_lite import dataset as ds
+from modaverse_lite.errors import CheckpointError, DatasetError
+from modaverse_lite.model import ModaVerseLite
+from modaverse_lite.train import (TrainConfig, align_train, examples_for, load_checkpoint, media_features, predict,
+                                  save_checkpoint)
+
+
+def _held_out(data_dir, n=50):
+    return [r for r in ds.read_records(data_dir) if r.split in ("val", "unseen")][:n]
+
+
+def test_checkpoint_holds_only_what_was_trained_in_safetensors(short_run):
+    ckpt = Path(short_run.checkpoint)
+    names = {p.relative_to(ckpt).as_posix() for p in ckpt.rglob("*") if p.is_file()}
+    assert {"modaverse.json", "projections.safetensors", "adapter/adapter_model.safetensors",
+            "optimizer.safetensors"} <= names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    adapter = ckpt / "adapter" / "adapter_model.safetensors"
+    llm = Path(json.loads((ckpt / "modaverse.json").read_text())["llm"]) / "model.safetensors"
+    assert adapter.stat().st_size < llm.stat().st_size / 3  # the adapter, not the LLM
+    info = json.loads((ckpt / "modaverse.json").read_text())
+    assert info["step"] == 40 and len(info["history"]) == 40 and [e["step"] for e in info["evals"]] == [20, 40]
+
+
+def test_save_then_load_in_a_fresh_process_gives_identical_answers(short_run, world_data):
+    records = _held_out(world_data)
+    features, rows = media_features(records, world_data, "tiny", progress=False)
+    expected = predict(short_run.model, examples_for(short_run.model, records, rows, False), features)
+    script = (
+        "import json, sys\n"
+        "from modaverse_lite import dataset as ds\n"
+        "from modaverse_lite.train import load_checkpoint, media_features, examples_for, predict\n"
+        "model, info = load_checkpoint(sys.argv[1])\n"
+        "records = [r for r in ds.read_records(sys.argv[2]) if r.split in ('val', 'unseen')][:50]\n"
+        "features, rows = media_features(records, sys.argv[2], 'tiny', progress=False)\n"
+        "print(json.dumps(predict(model, examples_for(model, records, rows, False), features)))\n")
+    out = subprocess.run([sys.executable, "-c", script, str(short_run.checkpoint), str(world_data)],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+    assert len(expected) == 50
+
+
+def test_resume_continues_the_same_run(world_data, tmp_path, monkeypatch):
+    config = dict(profile="tiny", steps=12, eval_every=6, eval_items=10, progress=False, seed=1)
+    straight = align_train(TrainConfig(out_dir=str(tmp_path / "a"), **config))
+
+    real, calls = ModaVerseLite.loss, []
+
+    def interrupted(self, examples, features):
+        calls.append(1)
+        if len(calls) == 9:  # after the step-6 checkpoint
+            raise KeyboardInterrupt
+        return real(self, examples, features)
+
+    monkeypatch.setattr(ModaVerseLite, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+    monkeypatch.setattr(ModaVerseLite, "loss", real)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "modaverse.json").read_text())["step"] == 6
+    resumed = align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+    assert [s for s, _ in resumed.history] == list(range(1, 13))
+    assert [loss for _, loss in resumed.history] == pytest.approx([loss for _, loss in straight.history], rel=1e-4)
+
+
+def test_same_seed_same_curve(world_data, tmp_path):
+    config = dict(profile="tiny", steps=5, eval_every=5, eval_items=5, progress=False, seed=3)
+    a = align_train(TrainConfig(out_dir=str(tmp_path / "a"), **config))
+    b = align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+    assert a.history == b.history
+
+
+def test_an_interrupted_save_keeps_the_last_good_checkpoint(short_run, tmp_path, monkeypatch):
+    model, info = load_checkpoint(short_run.checkpoint)
+    save_checkpoint(model, tmp_path, {**info, "step": 1})
+    import safetensors.torch
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, tmp_path, {**info, "step": 2})
+    monkeypatch.undo()
+    again, saved = load_checkpoint(tmp_path)
+    assert saved["step"] == 1
+    for (name, a), (_, b) in zip(model.projections.state_dict().items(), again.projections.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_missing_checkpoint_and_mismatched_resume_are_clear(short_run, tmp_path):
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
+        load_checkpoint(tmp_path)
+    run_dir = Path(short_run.checkpoint).parent
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        align_train(TrainConfig(profile="tiny", out_dir=str(run_dir), seed=99, steps=41, progress=False))
+
+
+def test_a_dataset_without_training_records_is_refused(world_data, tmp_path):
+    records = [r for r in ds.read_records(world_data) if r.split == "val"][:20]
+    (tmp_path / "media").symlink_to(Path(world_data) / "media")
+    ds.write_records(records, tmp_path)
+    with pytest.raises(DatasetError, match="no records in the 'train' split"):
+        align_train(TrainConfig(profile="tiny", data_dir=str(tmp_path), out_dir=str(tmp_path / "run"),
+                                progress=False))
