@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import media, meta, world
+from . import files, media, meta, world
 from .errors import DatasetError, MediaError
 
 RECIPE_VERSION = 2
@@ -391,15 +390,7 @@ def read_records(path: str | os.PathLike, split: str | None = None, strict: bool
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text(path, text)
 
 
 def write_records(records: Iterable[Record], path: str | os.PathLike) -> Path:
@@ -445,7 +436,7 @@ def _paraphrased(text: str, paraphrase: Callable[[str], str] | None, failures: l
         return text
     try:
         new = paraphrase(text)
-    except Exception as err:  # noqa: BLE001 -- a failing LLM call must not stop the build: keep the template
+    except Exception as err:
         failures.append(f"{text!r}: {type(err).__name__}: {err}")
         return text
     if not isinstance(new, str) or not new.strip():
@@ -613,7 +604,8 @@ def build_world_dataset(out: str | os.PathLike, profile="tiny", seed: int = 0, r
 
     ``records`` defaults to ``profile.dataset_records``. Records are spread evenly over ``PAIRS`` in every
     split; media pools grow with the record count
-    and each file is shared by the records that use it (``RECORDS_PER_MEDIUM``). The same ``seed`` gives byte-identical files.
+    and each file is shared by the records that use it (``RECORDS_PER_MEDIUM``).
+    The same ``seed`` gives byte-identical files.
 
     ``paraphrase`` is the paper's instruction-rewriting step, off by default: a function that takes one
     templated instruction and returns a rewording (e.g. a call to an LLM: ``lambda s: llm(f"Reword: {s}")``).
@@ -743,7 +735,7 @@ def build_from_captions(table: str | os.PathLike, out: str | os.PathLike, seed: 
             if not source.is_file():
                 raise MediaError(f"{source} does not exist")
             _load(modality, source)
-        except Exception as err:  # noqa: BLE001 -- a bad row never stops the build
+        except Exception as err:
             skipped.append(f"{where}: {err}")
             continue
         items.append((modality, source, text))
@@ -792,15 +784,8 @@ def build_from_captions(table: str | os.PathLike, out: str | os.PathLike, seed: 
 
 
 def _copy_atomic(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with files.atomic_path(dest) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(modality: str, path: Path) -> None:
@@ -886,7 +871,7 @@ def _media_problem(root: Path, modality: str, rel: str, cache: dict[str, str | N
                         problem = f"{rel!r} is a {kind} file but is listed as {modality}"
                     else:
                         _load(modality, path)
-                except Exception as err:  # noqa: BLE001 -- report, never stop the check
+                except Exception as err:
                     problem = f"unreadable {modality} file {rel!r}: {err}"
     cache[key] = problem
     return problem

@@ -12,7 +12,6 @@ item's content and the encoder. Training then reads embeddings, never media.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import media, world
 from .errors import CheckpointError, MediaError
+from .files import atomic_path
 from .profiles import Profile, get_profile
 
 ROLE = {"image": "image_encoder", "video": "image_encoder", "audio": "audio_encoder"}
@@ -70,7 +70,7 @@ class Encoder:
             images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
             pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
             out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
-        out = F.normalize(_pooled(out).float(), dim=-1).cpu()
+        out = F.normalize(pooled(out).float(), dim=-1).cpu()
         return out.reshape(len(arrays), self.frames, -1) if self.modality == "video" else out
 
     @torch.no_grad()
@@ -80,10 +80,11 @@ class Encoder:
 
         tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
         inputs = tokenizer(list(texts), padding=True, return_tensors="pt").to(self.device)
-        return F.normalize(_pooled(self.model.get_text_features(**inputs)).float(), dim=-1).cpu()
+        return F.normalize(pooled(self.model.get_text_features(**inputs)).float(), dim=-1).cpu()
 
 
-def _pooled(out) -> torch.Tensor:
+def pooled(out) -> torch.Tensor:
+    """The embedding tensor of a get_*_features call (transformers ≥ 5 wraps it in an output object)."""
     return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers ≥ 5 returns an output object
 
 
@@ -130,10 +131,8 @@ class FeatureCache:
             return
         from safetensors.torch import save_file
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in self.features.items()}, tmp)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            save_file({k: v.contiguous() for k, v in self.features.items()}, tmp)
         self.dirty = False
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ import soundfile as sf
 from PIL import Image, ImageOps, ImageSequence
 
 from .errors import MediaError
+from .files import atomic_path
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
@@ -93,21 +93,11 @@ def _target(path: str | os.PathLike, modality: str) -> Path:
 def _atomic(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same extension, so encoders pick the format); rename on success."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-        os.close(fd)
-    except OSError as e:
-        raise MediaError(f"{path}: cannot write here: {e}") from e
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            yield tmp
     except MediaError:
-        tmp.unlink(missing_ok=True)
         raise
     except Exception as e:
-        tmp.unlink(missing_ok=True)
         raise MediaError(f"{path}: could not write: {e}") from e
 
 
@@ -308,7 +298,7 @@ def _read_audio(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]
     """``((n, channels) samples, rate)`` via soundfile, or librosa (audioread) for what libsndfile cannot read."""
     try:
         info = sf.info(str(path))
-    except Exception as first:  # noqa: BLE001 (whatever libsndfile cannot open, librosa may)
+    except Exception as first:
         return _read_audio_librosa(path, max_seconds, first)
     rate = int(info.samplerate)
     if info.frames > MAX_AUDIO_SECONDS * rate and max_seconds is None:

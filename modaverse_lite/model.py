@@ -2,8 +2,9 @@
 
 ModaVerse's input side, in one picture::
 
-    "User: <Media> [p(e)] </Media> Draw what this sound looks like.\\nAssistant: Modality: [IMAGE] Prompt: a red circle</s>"
-                      ▲                                                         └──── the only tokens in the loss ────┘
+    User: <Media> [p(e)] </Media> Draw what this sound looks like.
+    Assistant: Modality: [IMAGE] Prompt: a red circle</s>
+                  ▲                └─────── the only tokens in the loss ───────┘
               p = linear projection of the frozen embedding e (a video: several ordered tokens)
 
 Nothing maps the LLM's *outputs* back into a generator's feature space: the answer is text (a meta-response),
@@ -66,9 +67,11 @@ class ModaVerseLite(nn.Module):
     """Projections + the PEFT-wrapped LLM. ``loss`` for training, ``generate`` for inference."""
 
     def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4, video_frames: int = 8,
-                 lora: LoraSettings = LoraSettings(), add_tokens: bool = True):
+                 lora: LoraSettings | None = None, add_tokens: bool = True):
         super().__init__()
         from peft import LoraConfig, get_peft_model
+
+        lora = lora or LoraSettings()
 
         if add_tokens:  # a fresh model: add <Media>, </Media> and grow the embedding table
             tokenizer.add_special_tokens({"additional_special_tokens": [MEDIA_START, MEDIA_END]})

@@ -197,7 +197,8 @@ def world_example(modality: str, attributes: dict[str, str] | str, seed: int = 0
         parsed = world.parse_caption(attributes)
         if parsed is None or parsed[0] != modality:
             raise MediaError(f"{attributes!r} is not a world {modality} caption (e.g. "
-                             f"{world.caption(modality, {a: world.VALUES[a][0] for a in world.ATTRIBUTES[modality]})!r})")
+                             f"{world.caption(modality, {a: world.VALUES[a][0] for a in world.ATTRIBUTES[modality]})!r}"
+                             ")")
         attributes = parsed[1]
     data = world.render(modality, attributes, seed=seed).data
     return (data, world.SAMPLE_RATE) if modality == "audio" else data

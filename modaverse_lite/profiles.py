@@ -75,7 +75,7 @@ class Profile:
             return str(zoo.ensure(ref[4:]))
         return ref
 
-    def with_(self, **changes) -> "Profile":
+    def with_(self, **changes) -> Profile:
         """A copy with some settings changed: ``profile.with_(train=TrainSettings(steps=100))``."""
         return replace(self, **changes)
 
@@ -91,6 +91,7 @@ TINY = Profile(
         text_to_video="world",
     ),
     video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (see model.Projection)
+    train=TrainSettings(steps=1500, eval_every=250),
     generator_steps=2,
 )
 

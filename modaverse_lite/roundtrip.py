@@ -108,7 +108,7 @@ def _score(assistant: Assistant, modality: str, records, responses: list[str], d
 
     outputs = []  # (record index, output) for each generated file of the target modality
     routed = []
-    for i, (record, response) in enumerate(zip(records, responses)):
+    for i, response in enumerate(responses):
         parsed = meta.parse(response)
         routed.append(parsed.modality == modality)
         if not routed[-1]:
@@ -237,5 +237,8 @@ def format_roundtrip(result: dict) -> str:
     cols = list(rows[0])
     cells = [[("-" if r[c] is None else str(r[c])) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths))
+
+    def line(values):
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths))
+
     return "\n".join([line(cols)] + [line(row) for row in cells])

@@ -91,7 +91,7 @@ def default_dataset(profile: str | Profile = "auto", seed: int = 0, records: int
 
 
 def default_run_dir(profile: str | Profile = "auto", seed: int = 0) -> Path:
-    """Where the notebooks keep (and find) the aligned checkpoint of a profile: ``<cache>/runs/align-<profile>-seed<seed>``."""
+    """Where notebooks keep (and find) a profile's aligned checkpoint: ``<cache>/runs/align-<profile>-seed<seed>``."""
     from .zoo import cache_dir
 
     return cache_dir() / "runs" / f"align-{get_profile(profile).name}-seed{seed}"
@@ -292,7 +292,8 @@ def align_train(config: TrainConfig) -> TrainResult:
                                                 steps * grad_accum)
     info = {"profile": p.name, "llm": p.checkpoint("llm"), "image_encoder": p.checkpoint("image_encoder"),
             "audio_encoder": p.checkpoint("audio_encoder"), "feature_dims": model.feature_dims,
-            "video_tokens": model.video_tokens, "video_frames": model.video_frames, "lora": asdict(p.lora), "seed": config.seed, "steps": steps,
+            "video_tokens": model.video_tokens, "video_frames": model.video_frames, "lora": asdict(p.lora),
+            "seed": config.seed, "steps": steps,
             "batch_size": batch_size, "lr": lr, "data_dir": str(data_dir), "step": 0, "history": []}
 
     start, history, evals = 0, [], []

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ModaVerseError
+from .files import atomic_path
 
 #: The project's home: the Colab links and the notebooks' install cells use it (the tests keep them equal).
 REPO_URL = "https://github.com/modaverse-lite/modaverse_lite"
@@ -140,14 +141,8 @@ def strip(path: str | os.PathLike) -> Path:
             cell.get("metadata", {}).pop(key, None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         nbformat.write(nb, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import media, plots
 from .errors import ModaVerseError
+from .files import atomic_path
 
 MEDIA = ("image", "audio", "video")
 
@@ -117,9 +118,8 @@ class Demo:
             folder = self.assistant.out_dir / "uploads"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / name
-            tmp = folder / f".{name}.tmp"
-            tmp.write_bytes(bytes(item["content"]))
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(bytes(item["content"]))
             return {modality: path}
         if self.example.value is None:
             return {}
@@ -137,7 +137,7 @@ class Demo:
             reply = self.assistant(self.instruction.value, seed=self.seed, **given)
         except ModaVerseError as err:
             return self._fail(str(err))
-        except Exception as err:  # noqa: BLE001 -- a widget callback's traceback would go nowhere visible
+        except Exception as err:
             return self._fail(f"unexpected {type(err).__name__}: {err}")
         self.last = reply
         notes = "".join(f"<br/><small>note: {html.escape(n)}</small>" for n in reply.parsed.notes)

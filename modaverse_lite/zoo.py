@@ -18,9 +18,11 @@ The cache lives in ``$MODAVERSE_CACHE`` (default ``~/.cache/modaverse_lite``).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import world
+from .encode import pooled
 from .errors import CheckpointError
 
 RECIPE_VERSION = 1
@@ -44,10 +47,10 @@ def cache_dir() -> Path:
 RECIPES: dict[str, dict] = {
     "clip": dict(seed=0, images=2400, clips=300, steps=800, batch=128, lr=2e-3, image_size=64, patch=8,
                  width=64, layers=2, heads=4, text_width=64, text_layers=2, dim=64, tokens=600),
-    "clap": dict(seed=0, tones=1200, steps=300, batch=96, lr=2e-3, mels=32, spec=32, hop=640, fft=1024, width=32, dim=64,
-                 text_width=64, text_layers=2, tokens=600),
-    "llm": dict(seed=0, steps=600, copies=6000, batch=32, lr=3e-3, width=128, layers=2, heads=4, kv_heads=2, tokens=1000,
-                max_len=48),
+    "clap": dict(seed=0, tones=1200, steps=300, batch=96, lr=2e-3, mels=32, spec=32, hop=640, fft=1024, width=32,
+                 dim=64, text_width=64, text_layers=2, tokens=600),
+    "llm": dict(seed=0, steps=600, copies=6000, batch=32, lr=3e-3, width=128, layers=2, heads=4, kv_heads=2,
+                tokens=1000, max_len=48),
 }
 
 
@@ -62,7 +65,15 @@ ENTRIES = ("clip", "clap", "llm", "sd", "audioldm2", "text2video")
 
 
 def recipe_hash(name: str) -> str:
-    recipe = {"version": RECIPE_VERSION, "name": name, "recipe": RECIPES.get(name, {}), "corpus": _corpus_hash()}
+    """Names everything that decides an entry's weights: its recipe, the world text, and the code that builds it
+    (this module and world.py; tiny_generators.py for the diffusers pipelines)."""
+    from . import tiny_generators
+
+    code = inspect.getsource(sys.modules[__name__]) + inspect.getsource(world)
+    if name not in RECIPES:
+        code += inspect.getsource(tiny_generators)
+    recipe = {"version": RECIPE_VERSION, "name": name, "recipe": RECIPES.get(name, {}), "corpus": _corpus_hash(),
+              "code": hashlib.sha256(code.encode()).hexdigest()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -136,12 +147,12 @@ def copy_corpus(n: int, seed: int) -> list[str]:
     rng = torch.Generator().manual_seed(seed)
     words = sorted({w for line in world_corpus() for w in line.lower().strip(".").split() if w.isalpha()})
     cues = ("repeat: {x}. again: {x}", "say {x} | {x}", "{x} → {x}", "copy this: {x}. done: {x}",
-            "{x}. first word: {w[0]}", "{x}. second word: {w[1]}", "{x}. third word: {w[2]}", "{x}. last word: {w[-1]}")
+            "{x}. first word: {w[0]}", "{x}. second word: {w[1]}", "{x}. third word: {w[2]}", "{x}. last word: {last}")
     lines = []
     for _ in range(n):
         w = [words[int(i)] for i in torch.randint(len(words), (int(torch.randint(3, 6, (1,), generator=rng)),),
                                                   generator=rng)]
-        lines.append(cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=" ".join(w), w=w))
+        lines.append(cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=" ".join(w), w=w, last=w[-1]))
     return lines
 
 
@@ -202,10 +213,6 @@ def _pretrain(model, media_inputs: dict, captions: list[str], tokenizer, recipe:
     model.eval()
 
 
-def _pooled(output) -> torch.Tensor:
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
 def build_clip(out: Path, r: dict) -> None:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
@@ -227,8 +234,8 @@ def build_clip(out: Path, r: dict) -> None:
     pixels = [s.data for s in images] + [frame for c in clips for frame in c.data]
     captions = [s.caption for s in images] + [fc for c in clips for fc in c.frame_captions]
     media = {"pixel_values": processor(images=pixels, return_tensors="pt")["pixel_values"]}
-    _pretrain(model, media, captions, tokenizer, r, lambda b: _pooled(model.get_image_features(**b)),
-              lambda b: _pooled(model.get_text_features(**b)), "pretrain CLIP")
+    _pretrain(model, media, captions, tokenizer, r, lambda b: pooled(model.get_image_features(**b)),
+              lambda b: pooled(model.get_text_features(**b)), "pretrain CLIP")
     model.save_pretrained(out)
     processor.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -261,7 +268,7 @@ def build_clap(out: Path, r: dict) -> None:
     feats = fe([s.data for s in tones], sampling_rate=world.SAMPLE_RATE, return_tensors="pt")
     media = {"input_features": feats["input_features"]}
     _pretrain(model, media, [s.caption for s in tones], tokenizer, r,
-              lambda b: _pooled(model.get_audio_features(**b)), lambda b: _pooled(model.get_text_features(**b)),
+              lambda b: pooled(model.get_audio_features(**b)), lambda b: pooled(model.get_text_features(**b)),
               "pretrain CLAP")
     model.save_pretrained(out)
     fe.save_pretrained(out)

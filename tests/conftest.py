@@ -6,7 +6,7 @@ from pathlib import Path
 
 os.environ.setdefault("MODAVERSE_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

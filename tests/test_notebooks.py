@@ -20,7 +20,8 @@ from modaverse_lite.tutorial import NotebookError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Small enough for CI on 2 cores; the notebooks' defaults are what `make tutorial` runs.
-TEST_PARAMETERS = {"profile": "tiny", "records": 2000, "steps": 60, "batch_size": 16}
+TEST_PARAMETERS = {"profile": "tiny", "records": 2000, "steps": 60, "batch_size": 16, "train_steps": 60,
+                   "n_roundtrip": 20}
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>\]]+")
 NOTEBOOK_IDS = [nb.name for nb in tutorial.NOTEBOOKS]
 

@@ -169,7 +169,8 @@ def test_demo_uses_an_upload_and_shows_errors_instead_of_raising(assistant):
 def test_reply_table_shows_inputs_answers_and_errors(assistant, monkeypatch):
     from modaverse_lite import widgets
 
-    monkeypatch.setattr(assistant, "meta_response", lambda *args, **kwargs: MULTI + "\nModality: [IMAGE] Prompt: a tree")
+    answer = MULTI + "\nModality: [IMAGE] Prompt: a tree"
+    monkeypatch.setattr(assistant, "meta_response", lambda *args, **kwargs: answer)
     given = {"audio": world_example("audio", "a high sine tone")}
     reply = assistant("Show me everything.", **given)
     row = widgets.reply_rows([reply], [given])[0]

@@ -1,8 +1,9 @@
 """What a newcomer meets: the README's two commands, CI calling them, conda and pip agreeing."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

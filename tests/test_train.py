@@ -9,8 +9,15 @@ import torch
 from modaverse_lite import dataset as ds
 from modaverse_lite.errors import CheckpointError, DatasetError
 from modaverse_lite.model import ModaVerseLite
-from modaverse_lite.train import (TrainConfig, align_train, examples_for, load_checkpoint, media_features, predict,
-                                  save_checkpoint)
+from modaverse_lite.train import (
+    TrainConfig,
+    align_train,
+    examples_for,
+    load_checkpoint,
+    media_features,
+    predict,
+    save_checkpoint,
+)
 
 
 def _held_out(data_dir, n=50):
