@@ -284,9 +284,11 @@ def _same(generator: Generator) -> Generator:
 
 def _diffusers_for(profile, modality: str) -> DiffusersGenerator:
     role = f"text_to_{modality}"
-    extra = {"num_frames": profile.video_frames} if modality == "video" else None
-    return DiffusersGenerator(modality, profile.checkpoint(role), profile.generator_steps, profile.device,
-                              profile.dtype, call_kwargs=extra)
+    extra = {"num_frames": profile.video_frames} if modality == "video" else {}
+    extra.update(profile.generator_kwargs.get(role, {}))  # e.g. sd-turbo: 1 step, no guidance
+    steps = extra.pop("num_inference_steps", profile.generator_steps)
+    return DiffusersGenerator(modality, profile.checkpoint(role), steps, profile.device, profile.dtype,
+                              call_kwargs=extra or None)
 
 
 def registry_for(profile="auto") -> Registry:

@@ -63,6 +63,7 @@ class Profile:
     train: TrainSettings = field(default_factory=TrainSettings)
     dataset_records: int = 12_000  # size of the default instruction dataset
     generator_steps: int = 25  # diffusion steps of the diffusers generators
+    generator_kwargs: dict[str, dict] = field(default_factory=dict)  # per role: extra pipeline call arguments
 
     def checkpoint(self, role: str) -> str:
         """The hub id or local folder that fills ``role``; builds the tiny zoo entry on first use."""
@@ -110,6 +111,11 @@ GPU = Profile(
     lora=LoraSettings(r=16, alpha=32, dropout=0.05),
     train=TrainSettings(steps=1500, batch_size=16, lr=2e-4, warmup_steps=100, grad_accum=2, eval_every=500),
     generator_steps=25,
+    generator_kwargs={  # each model's own recommended settings (model cards)
+        "text_to_image": {"num_inference_steps": 2, "guidance_scale": 0.0},  # sd-turbo: 1–4 steps, no guidance
+        "text_to_audio": {"num_inference_steps": 50, "audio_length_in_s": 5.0, "negative_prompt": "Low quality."},
+        "text_to_video": {"num_inference_steps": 25, "num_frames": 16},
+    },
 )
 
 PROFILES = {"tiny": TINY, "gpu": GPU}

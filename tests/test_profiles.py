@@ -31,3 +31,14 @@ def test_hub_ids_pass_through_and_with_changes_one_field():
     assert gpu.checkpoint("llm") == "Qwen/Qwen2.5-0.5B-Instruct"
     changed = gpu.with_(video_tokens=2)
     assert changed.video_tokens == 2 and gpu.video_tokens == 4 and changed.checkpoints == gpu.checkpoints
+
+
+def test_generators_get_their_own_settings_without_loading_anything():
+    from modaverse_lite.dispatch import _diffusers_for
+
+    gpu = profiles.get_profile("gpu")
+    image = _diffusers_for(gpu, "image")
+    assert image.steps == 2 and image.call_kwargs == {"guidance_scale": 0.0} and image.pipe is None
+    video = _diffusers_for(gpu, "video")
+    assert video.steps == 25 and video.call_kwargs["num_frames"] == 16
+    assert _diffusers_for(profiles.TINY.with_(checkpoints=profiles.TINY.checkpoints), "audio").steps == 2
