@@ -101,38 +101,40 @@ class ModaVerseLite(nn.Module):
         target = ids(" " + response) + [self.tokenizer.eos_token_id] if response is not None else []
         return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target)
 
-    # ---- example → input embeddings -------------------------------------------------------------------------
-    def _sequence(self, ex: Example, features: dict[str, torch.Tensor], embed) -> tuple[torch.Tensor, int]:
-        """One example's input embeddings and the length of its prompt part."""
-        device = embed.weight.device if hasattr(embed, "weight") else next(self.parameters()).device
-        t = lambda ids: embed(torch.tensor(ids, dtype=torch.long, device=device))  # noqa: E731
-        parts = [t(ex.head)]
-        if ex.modality is not None:
-            media = self.projections[ex.modality](features[ex.modality][ex.row: ex.row + 1].to(device))[0]
-            start, end = t([self.media_ids[0]]), t([self.media_ids[1]])
-            parts += [start, media.to(start.dtype), end]
-        parts.append(t(ex.tail))
-        prompt_len = sum(p.shape[0] for p in parts)
-        if ex.target:
-            parts.append(t(ex.target))
-        return torch.cat(parts), prompt_len
-
+    # ---- examples → input embeddings ------------------------------------------------------------------------
     def _batch(self, examples: list[Example], features: dict[str, torch.Tensor], left_pad: bool):
-        """Padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` and ``labels`` (prompt masked to -100)."""
-        embed = self.llm.get_input_embeddings()
-        seqs = [self._sequence(ex, features, embed) for ex in examples]
-        width = max(s.shape[0] for s, _ in seqs)
-        hidden = seqs[0][0].shape[1]
-        device, dtype = seqs[0][0].device, seqs[0][0].dtype
-        embeds = torch.zeros(len(seqs), width, hidden, device=device, dtype=dtype)
-        mask = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
-        labels = torch.full((len(seqs), width), -100, dtype=torch.long, device=device)
-        for i, ((seq, prompt_len), ex) in enumerate(zip(seqs, examples)):
-            n = seq.shape[0]
-            at = slice(width - n, width) if left_pad else slice(0, n)
-            embeds[i, at], mask[i, at] = seq, 1
-            if ex.target:
-                labels[i, at][prompt_len:] = torch.tensor(ex.target, device=device)
+        """Padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` and ``labels`` (prompt masked to -100).
+
+        One embedding lookup for every text token of the batch, one projection call per modality; the projected
+        media tokens then fill the slots between ``<Media>`` and ``</Media>``.
+        """
+        slot = -1  # where a media token goes
+        rows, prompt_lens = [], []
+        for ex in examples:
+            media = [self.media_ids[0], *[slot] * self.projections[ex.modality].tokens, self.media_ids[1]] \
+                if ex.modality is not None else []
+            prompt = ex.head + media + ex.tail
+            rows.append(prompt + ex.target)
+            prompt_lens.append(len(prompt))
+        width, device = max(len(r) for r in rows), next(self.parameters()).device
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, (row, prompt_len) in enumerate(zip(rows, prompt_lens)):
+            start = width - len(row) if left_pad else 0
+            ids[i, start:start + len(row)] = torch.tensor(row)
+            mask[i, start:start + len(row)] = 1
+            labels[i, start + prompt_len:start + len(row)] = ids[i, start + prompt_len:start + len(row)]
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+        slots = ids == slot
+        embeds = self.llm.get_input_embeddings()(ids.masked_fill(slots, self.tokenizer.pad_token_id))
+        media = torch.zeros_like(embeds)
+        for modality in {ex.modality for ex in examples} - {None}:
+            which = [i for i, ex in enumerate(examples) if ex.modality == modality]
+            table = features[modality][[examples[i].row for i in which]].to(device)
+            projected = self.projections[modality](table).to(embeds.dtype)  # [n, tokens, H]
+            media[which] = media[which].masked_scatter(slots[which].unsqueeze(-1), projected)
+        embeds = torch.where(slots.unsqueeze(-1), media, embeds)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return embeds, mask, positions, labels
 
