@@ -92,7 +92,7 @@ TINY = Profile(
         text_to_video="world",
     ),
     video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (see model.Projection)
-    train=TrainSettings(steps=1500, eval_every=250),
+    train=TrainSettings(steps=2500, eval_every=500),
     generator_steps=2,
 )
 
