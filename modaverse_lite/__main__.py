@@ -93,21 +93,15 @@ def cmd_chat(args) -> int:
 
     media = {m: getattr(args, m) for m in ("image", "audio", "video") if getattr(args, m)}
     reply = Assistant(args.checkpoint, out_dir=args.out)(args.instruction, seed=args.seed, **media)
-    outputs = [{"modality": o.modality, "path": str(o.path) if o.path else None, "prompt": o.prompt,
-                "text": o.text, "error": o.error} for o in reply.outputs]
-    if args.json:
-        print(json.dumps({"meta_response": reply.meta_response, "outputs": outputs}, indent=2))
-    else:
-        print(reply.meta_response)
-        for o in outputs:
-            print(o["path"] or o["text"] or f"error: {o['error']}")
+    print(json.dumps(reply.to_dict(), indent=2) if args.json else reply.format())
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .roundtrip import roundtrip_eval
+    from .roundtrip import format_roundtrip, roundtrip_eval
 
-    _print(roundtrip_eval(args.checkpoint, n_per_modality=args.n, seed=args.seed), args.json)
+    result = roundtrip_eval(args.checkpoint, n_per_modality=args.n, seed=args.seed)
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_roundtrip(result))
     return 0
 
 
