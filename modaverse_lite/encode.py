@@ -40,6 +40,7 @@ class Encoder:
     device: str
     frames: int  # video frames per clip
     max_seconds: float  # audio longer than this is cut
+    tokenizer: object = None  # the text tower's tokenizer, loaded by embed_text
 
     @property
     def sample_rate(self) -> int | None:
@@ -76,10 +77,11 @@ class Encoder:
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """The text tower of the same CLIP / CLAP model: L2-normalised ``[N, D]``, comparable with ``embed``."""
-        from transformers import AutoTokenizer
+        if self.tokenizer is None:  # loaded once, on first use: only the round trip needs the text tower
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
-        inputs = tokenizer(list(texts), padding=True, return_tensors="pt").to(self.device)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
+        inputs = self.tokenizer(list(texts), padding=True, return_tensors="pt").to(self.device)
         return F.normalize(pooled(self.model.get_text_features(**inputs)).float(), dim=-1).cpu()
 
 
