@@ -79,7 +79,17 @@ def cmd_bench(args) -> int:
     if args.what == "align":
         from .bench import bench_align
 
-        result = bench_align(args.profile, steps=args.steps, seed=args.seed)
+        result = bench_align(args.profile, steps=args.steps or 20, seed=args.seed)
+    elif args.what == "seeds":
+        from .bench import bench_seeds
+
+        result = bench_seeds(args.profile, seeds=tuple(args.seeds), steps=args.steps, progress=not args.json)
+        if not args.json:
+            for run in result["runs"]:
+                print(", ".join(f"{k} {v}" for k, v in run.items()))
+            for key, s in result["summary"].items():
+                print(f"{key}: mean {s['mean']}, min {s['min']}, max {s['max']}")
+            return 0
     else:
         from .dispatch import bench_dispatch
 
@@ -159,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("bench", help="benchmarks: align (training throughput) or dispatch (overhead)")
-    p.add_argument("what", choices=["align", "dispatch"])
+    p = sub.add_parser("bench", help="benchmarks: align (training throughput), seeds (scores over several "
+                                     "training seeds) or dispatch (overhead)")
+    p.add_argument("what", choices=["align", "seeds", "dispatch"])
     p.add_argument("--profile", default="tiny")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=None, help="align: timed steps (20); seeds: training steps")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds: which training seeds")
     p.add_argument("--n", type=int, default=1000, help="dispatch requests")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .profiles import LoraSettings
 
@@ -31,24 +32,28 @@ USER, ASSISTANT = "User:", "\nAssistant:"
 class Projection(nn.Module):
     """Linear map from an encoder's embedding to ``tokens`` LLM input embeddings.
 
-    Images and audio are one vector → one token. A video is one vector per frame: its frames are cut, in order,
-    into ``tokens`` groups (8 frames → 4 groups of 2), and each group's concatenated frames are mapped by one linear
-    layer to one token. Still linear, still ordered, and a token can carry the change between its frames — the
-    motion — which averaging frames would erase.
+    An image or a sound is one vector; one linear layer maps it to ``tokens`` embeddings at once (``[B, D] →
+    [B, tokens, H]``). A video is one vector per frame: its frames are cut, in order, into ``tokens`` groups
+    (8 frames → 4 groups of 2), and each group's concatenated frames are mapped by one linear layer to one token.
+    Still linear, still ordered, and a token can carry the change between its frames — the motion — which
+    averaging frames would erase.
     """
 
     def __init__(self, in_dim: int, out_dim: int, tokens: int = 1, frames: int = 1):
         super().__init__()
-        if frames % tokens:
+        if frames % tokens and frames > 1:
             raise ValueError(f"{frames} video frames cannot be cut into {tokens} equal groups")
-        self.tokens, self.group = tokens, frames // tokens
-        self.linear = nn.Linear(in_dim * self.group, out_dim)
+        self.tokens, self.frames = tokens, frames
+        if frames == 1:  # one vector → `tokens` embeddings
+            self.linear = nn.Linear(in_dim, out_dim * tokens)
+        else:  # `frames` vectors → `tokens` groups → one embedding each
+            self.linear = nn.Linear(in_dim * (frames // tokens), out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:  # [B, D] → [B, 1, H]
-            return self.linear(x).unsqueeze(1)
-        b = x.shape[0]  # [B, T, D] → [B, tokens, group·D] → [B, tokens, H]
-        return self.linear(x.reshape(b, self.tokens, -1))
+        b = x.shape[0]
+        if x.dim() == 2:  # [B, D] → [B, tokens·H] → [B, tokens, H]
+            return self.linear(x).reshape(b, self.tokens, -1)
+        return self.linear(x.reshape(b, self.tokens, -1))  # [B, T, D] → [B, tokens, group·D] → [B, tokens, H]
 
 
 @dataclass
@@ -67,7 +72,7 @@ class ModaVerseLite(nn.Module):
     """Projections + the PEFT-wrapped LLM. ``loss`` for training, ``generate`` for inference."""
 
     def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4, video_frames: int = 8,
-                 lora: LoraSettings | None = None, add_tokens: bool = True):
+                 lora: LoraSettings | None = None, add_tokens: bool = True, media_tokens: int = 1):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -86,10 +91,10 @@ class ModaVerseLite(nn.Module):
         self.llm = get_peft_model(llm, config)
         hidden = llm.get_input_embeddings().weight.shape[1]
         self.projections = nn.ModuleDict({
-            m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else (1, 1)))
+            m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else (media_tokens, 1)))
             for m, d in feature_dims.items()})
         self.feature_dims = dict(feature_dims)
-        self.video_tokens, self.video_frames = video_tokens, video_frames
+        self.video_tokens, self.video_frames, self.media_tokens = video_tokens, video_frames, media_tokens
 
     # ---- text → example ------------------------------------------------------------------------------------
     def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,
@@ -139,9 +144,19 @@ class ModaVerseLite(nn.Module):
         return embeds, mask, positions, labels
 
     def loss(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean next-token loss over the target meta-responses of a batch."""
+        """Mean next-token loss over the target meta-responses of a batch.
+
+        The same loss as ``llm(..., labels=labels).loss``, but the output layer and softmax run only at the
+        positions that predict a target token (about a third of them), not at every prompt and padding position.
+        """
         embeds, mask, positions, labels = self._batch(examples, features, left_pad=False)
-        return self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, labels=labels).loss
+        causal_lm = self.llm.get_base_model()  # the LLM with the LoRA layers in it
+        hidden = causal_lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                 use_cache=False).last_hidden_state
+        targets = labels[:, 1:]
+        scored = targets != -100  # position t predicts token t + 1
+        logits = causal_lm.lm_head(hidden[:, :-1][scored])
+        return F.cross_entropy(logits.float(), targets[scored])
 
     @torch.no_grad()
     def generate(self, examples: list[Example], features: dict[str, torch.Tensor],

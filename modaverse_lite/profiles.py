@@ -45,6 +45,7 @@ class TrainSettings:
     lr: float = 3e-3
     warmup_steps: int = 50
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0  # gradients are clipped to this norm (0: no clipping)
     grad_accum: int = 1
     eval_every: int = 200
     max_new_tokens: int = 24
@@ -58,6 +59,7 @@ class Profile:
     dtype: str = "float32"  # weights of frozen models: "float32", "float16" or "bfloat16"
     video_frames: int = 8  # frames sampled from every clip
     video_tokens: int = 4  # LLM tokens a clip becomes (ordered)
+    media_tokens: int = 1  # LLM tokens an image or a sound becomes
     audio_seconds: float = 1.0  # audio longer than this is cut, shorter padded by the encoder
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -92,7 +94,11 @@ TINY = Profile(
         text_to_video="world",
     ),
     video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (see model.Projection)
-    train=TrainSettings(steps=2500, eval_every=500),
+    # A higher LoRA rank composes unseen attribute combinations better (r 4 / 16 / 64: unseen exact 0.57 / 0.76 /
+    # 0.85, seed 0; r=32 scores like 64 and costs less; r=128 diverged at this learning rate). Dropout 0: it cost
+    # 20 % of the step and did not help. `bench seeds` measures the spread over seeds.
+    lora=LoraSettings(r=32, alpha=64, dropout=0.0),
+    train=TrainSettings(steps=2000, batch_size=64, eval_every=500),
     generator_steps=2,
 )
 

@@ -6,7 +6,9 @@ learn together to answer each instruction with its target meta-response. The loo
 on several GPUs.
 
 What makes it cheap: the encoders are frozen, so every medium is encoded once (``encode.encode`` caches the
-features on disk) and every instruction is tokenised once; a step only gathers rows and runs the LLM.
+features on disk) and every instruction is tokenised once; a step only gathers rows and runs the LLM. AdamW with
+warm-up, cosine decay and gradient clipping (``max_grad_norm``: a high LoRA rank at a high learning rate can
+otherwise blow up).
 
 Checkpoints hold only what was trained (adapter, projections, tokenizer with its new tokens, settings) in
 safetensors, written to a temporary folder and renamed, so an interrupted save keeps the last good checkpoint.
@@ -49,6 +51,7 @@ class TrainConfig:
     batch_size: int | None = None
     lr: float | None = None
     warmup_steps: int | None = None
+    max_grad_norm: float | None = None
     grad_accum: int | None = None
     eval_every: int | None = None
     eval_items: int = 300  # items per split scored in the final evaluation (periodic ones use a third)
@@ -134,7 +137,8 @@ def build_model(profile: str | Profile, seed: int = 0) -> ModaVerseLite:
     torch.manual_seed(seed)
     llm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return ModaVerseLite(llm, tokenizer, feature_dims(p), p.video_tokens, p.video_frames, p.lora)
+    return ModaVerseLite(llm, tokenizer, feature_dims(p), p.video_tokens, p.video_frames, p.lora,
+                         media_tokens=p.media_tokens)
 
 
 def examples_for(model: ModaVerseLite, records, rows, with_targets: bool = True):
@@ -219,7 +223,7 @@ def load_checkpoint(path: str | Path) -> tuple[ModaVerseLite, dict]:
         llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         model = ModaVerseLite(llm, tokenizer, info["feature_dims"], info["video_tokens"], info["video_frames"],
                               LoraSettings(**{**info["lora"], "target_modules": tuple(info["lora"]["target_modules"])}),
-                              add_tokens=False)
+                              add_tokens=False, media_tokens=info.get("media_tokens", 1))
         set_peft_model_state_dict(model.llm, load_file(ckpt / "adapter" / "adapter_model.safetensors"))
         model.projections.load_state_dict(load_file(ckpt / "projections.safetensors"))
     except (OSError, KeyError, RuntimeError) as err:
@@ -292,7 +296,8 @@ def align_train(config: TrainConfig) -> TrainResult:
                                                 steps * grad_accum)
     info = {"profile": p.name, "llm": p.checkpoint("llm"), "image_encoder": p.checkpoint("image_encoder"),
             "audio_encoder": p.checkpoint("audio_encoder"), "feature_dims": model.feature_dims,
-            "video_tokens": model.video_tokens, "video_frames": model.video_frames, "lora": asdict(p.lora),
+            "video_tokens": model.video_tokens, "video_frames": model.video_frames,
+            "media_tokens": model.media_tokens, "lora": asdict(p.lora),
             "seed": config.seed, "steps": steps,
             "batch_size": batch_size, "lr": lr, "data_dir": str(data_dir), "step": 0, "history": []}
 
@@ -330,8 +335,11 @@ def align_train(config: TrainConfig) -> TrainResult:
     for micro, idx in enumerate(loader):
         torch.manual_seed(config.seed * 100_003 + start * grad_accum + micro)  # dropout, by step: resumable
         with accelerator.accumulate(model):
-            loss = unwrapped.loss([train_examples[i] for i in idx], features)
+            with accelerator.autocast():  # bf16/fp16 on a GPU (`loss` is not `forward`, so not wrapped by prepare)
+                loss = unwrapped.loss([train_examples[i] for i in idx], features)
             accelerator.backward(loss)
+            if accelerator.sync_gradients and config.setting("max_grad_norm"):
+                accelerator.clip_grad_norm_(trainable, config.setting("max_grad_norm"))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()

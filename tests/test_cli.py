@@ -43,3 +43,17 @@ def test_train_prints_one_json_object(world_data, tmp_path, capsys):
     summary = _json(capsys)
     assert summary["steps"] == 3 and {"overall", "per_pair", "unseen", "train_seconds"} <= set(summary)
     assert (out / "checkpoint" / "modaverse.json").exists()
+
+
+def test_bench_seeds_prints_one_json_object(tiny_zoo, capsys, monkeypatch, tmp_path):
+    from modaverse_lite import bench
+
+    real = bench.bench_seeds
+
+    def small(profile, seeds, steps, progress):  # the CLI's arguments reach bench_seeds; a small run stands in
+        return real(profile, seeds=seeds, steps=steps, out_dir=tmp_path, records=200, progress=progress)
+
+    monkeypatch.setattr(bench, "bench_seeds", small)
+    assert main(["bench", "seeds", "--seeds", "3", "--steps", "2", "--json"]) == 0
+    result = _json(capsys)
+    assert result["seeds"] == [3] and result["runs"][0]["steps"] == 2 and "unseen_exact" in result["summary"]

@@ -8,6 +8,8 @@ from modaverse_lite.train import build_model
 def test_projection_shapes_and_order():
     image = Projection(64, 128)
     assert image(torch.randn(5, 64)).shape == (5, 1, 128)
+    sound = Projection(64, 128, tokens=3)  # one vector → several tokens, still one linear layer
+    assert sound(torch.randn(5, 64)).shape == (5, 3, 128) and isinstance(sound.linear, torch.nn.Linear)
     video = Projection(64, 128, tokens=4, frames=8)
     clip = torch.randn(2, 8, 64)
     out = video(clip)
@@ -65,3 +67,16 @@ def test_parameter_counts_add_up(model):
     counts = model.parameter_counts()
     parts = sum(v for k, v in counts.items() if k != "total")
     assert parts == counts["total"] == sum(p.numel() for p in model.parameters())
+
+
+def test_media_tokens_setting_gives_an_image_several_slots(tiny_zoo):
+    from modaverse_lite.profiles import TINY
+
+    model = build_model(TINY.with_(media_tokens=3), seed=0)
+    features = {"image": torch.randn(2, model.feature_dims["image"])}
+    examples = [model.tokenize("Describe this image.", "image", 1, "Modality: [TEXT] Prompt: a red circle")]
+    embeds, mask, _, _ = model._batch(examples, features, left_pad=False)
+    start = len(examples[0].head) + 1  # after <Media>
+    projected = model.projections["image"](features["image"][1:2])[0]
+    assert torch.allclose(embeds[0, start:start + 3], projected)
+    assert mask[0].sum().item() == len(examples[0].head) + 2 + 3 + len(examples[0].tail) + len(examples[0].target)
