@@ -281,7 +281,18 @@ def align_train(config: TrainConfig) -> TrainResult:
     periodic = _eval_set(records, max(1, config.eval_items // 3), config.seed)
     features, rows = media_features(train + evaluation, data_dir, p, progress=config.progress)
 
-    model = build_model(p, config.seed)
+    start, history, evals, resumed = 0, [], [], False
+    ckpt_dir = Path(config.out_dir) / CHECKPOINT
+    if config.resume and (ckpt_dir / "modaverse.json").exists():  # continue this run: its model, step, history
+        saved = json.loads((ckpt_dir / "modaverse.json").read_text())
+        if saved.get("seed") != config.seed or saved.get("data_dir") != str(data_dir):
+            raise CheckpointError(f"{ckpt_dir} belongs to another run (seed {saved.get('seed')}, data "
+                                  f"{saved.get('data_dir')}); use another --out or resume=False")
+        model, _ = load_checkpoint(ckpt_dir)
+        start, history, evals = saved["step"], [tuple(h) for h in saved["history"]], saved.get("evals", [])
+        resumed = (ckpt_dir / "optimizer.safetensors").exists()
+    else:
+        model = build_model(p, config.seed)
     train_examples = examples_for(model, train, rows[:len(train)])
     eval_examples = examples_for(model, evaluation, rows[len(train):], with_targets=False)
     periodic_examples = [eval_examples[evaluation.index(r)] for r in periodic]
@@ -292,30 +303,18 @@ def align_train(config: TrainConfig) -> TrainResult:
     accelerator = Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=config.setting("weight_decay"))
+    if resumed:
+        _load_optimizer(optimizer, ckpt_dir)
+    for group in optimizer.param_groups:  # the schedule starts from here when resuming (a fresh run sets it itself)
+        group.setdefault("initial_lr", lr)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.setting("warmup_steps") * grad_accum,
-                                                steps * grad_accum)
+                                                steps * grad_accum, last_epoch=start * grad_accum - 1)
     info = {"profile": p.name, "llm": p.checkpoint("llm"), "image_encoder": p.checkpoint("image_encoder"),
             "audio_encoder": p.checkpoint("audio_encoder"), "feature_dims": model.feature_dims,
             "video_tokens": model.video_tokens, "video_frames": model.video_frames,
             "media_tokens": model.media_tokens, "lora": asdict(p.lora),
             "seed": config.seed, "steps": steps,
             "batch_size": batch_size, "lr": lr, "data_dir": str(data_dir), "step": 0, "history": []}
-
-    start, history, evals = 0, [], []
-    ckpt_dir = Path(config.out_dir) / CHECKPOINT
-    if config.resume and (ckpt_dir / "modaverse.json").exists():
-        saved = json.loads((ckpt_dir / "modaverse.json").read_text())
-        if saved.get("seed") != config.seed or saved.get("data_dir") != str(data_dir):
-            raise CheckpointError(f"{ckpt_dir} belongs to another run (seed {saved.get('seed')}, data "
-                                  f"{saved.get('data_dir')}); use another --out or resume=False")
-        model, _ = load_checkpoint(ckpt_dir)
-        trainable = [q for q in model.parameters() if q.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=config.setting("weight_decay"))
-        if (ckpt_dir / "optimizer.safetensors").exists():
-            _load_optimizer(optimizer, ckpt_dir)
-        scheduler = get_cosine_schedule_with_warmup(optimizer, config.setting("warmup_steps") * grad_accum,
-                                                    steps * grad_accum, last_epoch=saved["step"] * grad_accum - 1)
-        start, history, evals = saved["step"], [tuple(h) for h in saved["history"]], saved.get("evals", [])
 
     loader = torch.utils.data.DataLoader(range(len(train_examples)), collate_fn=lambda idx: idx,
                                          batch_sampler=StepBatches(len(train_examples), batch_size, config.seed,
