@@ -7,7 +7,10 @@ here** on the synthetic world the way their real counterparts were pretrained on
 * ``clip`` — contrastive image–text pretraining on world images ("a red circle") and on single video frames
   captioned with where the shape is ("a red circle at the top left"): without the second kind, the encoder would
   learn to ignore position, and motion is nothing but position over time.
-* ``clap`` — contrastive audio–text pretraining on world tones ("a high square tone").
+* ``clap`` — contrastive audio–text pretraining on world tones, each captioned in full ("a high square tone") and
+  by one attribute at a time ("a high tone", "a square tone"), as real audio captions often name only part of a
+  sound. Trained on full captions alone, every pitch × timbre pair became a direction of its own, almost orthogonal
+  to the others, and the aligned LLM could not name a pair it had not been trained on (see ``tone_captions``).
 * ``llm`` — a byte-level BPE tokenizer trained with 🤗 tokenizers, and a causal LM trained briefly on world text.
 
 Each entry is saved with ``save_pretrained`` into ``<cache>/zoo/<name>-<recipe hash>/`` and loaded back with the
@@ -249,6 +252,18 @@ def _clap_feature_extractor(r: dict):
                                 truncation="rand_trunc", frequency_min=50, frequency_max=8000)
 
 
+def tone_captions(attributes: dict[str, str]) -> list[str]:
+    """One caption per attribute of a tone: ``{"pitch": "low", "timbre": "sine"}`` → ``["a low tone", "a sine tone"]``.
+
+    CLAP also learns from these, beside the full caption. Then the embedding of "a low sawtooth tone" shares a
+    direction with every other low tone and one with every other sawtooth tone (the mean distance between the
+    12 tones' mean embeddings drops from 1.42, i.e. orthogonal, to 1.13), and a projection trained on 9 of the
+    12 combinations carries over to the other 3: unseen-combination exact match rose from 0.81 to 0.96 on seed 1.
+    (The same for CLIP — "a red shape", "a circle" — made images worse, so CLIP keeps full captions.)
+    """
+    return [f"a {attributes[name]} tone" for name in world.ATTRIBUTES["audio"]]
+
+
 def build_clap(out: Path, r: dict) -> None:
     from transformers import ClapConfig, ClapModel
 
@@ -265,9 +280,10 @@ def build_clap(out: Path, r: dict) -> None:
     model = ClapModel(config)
     fe = _clap_feature_extractor(r)
     tones = world.generate("audio", r["tones"], seed=r["seed"], split="all")
-    feats = fe([s.data for s in tones], sampling_rate=world.SAMPLE_RATE, return_tensors="pt")
-    media = {"input_features": feats["input_features"]}
-    _pretrain(model, media, [s.caption for s in tones], tokenizer, r,
+    feats = fe([s.data for s in tones], sampling_rate=world.SAMPLE_RATE, return_tensors="pt")["input_features"]
+    partial = [(i, text) for i, s in enumerate(tones) for text in tone_captions(s.attributes)]
+    media = {"input_features": torch.cat([feats, feats[[i for i, _ in partial]]])}
+    _pretrain(model, media, [s.caption for s in tones] + [text for _, text in partial], tokenizer, r,
               lambda b: pooled(model.get_audio_features(**b)), lambda b: pooled(model.get_text_features(**b)),
               "pretrain CLAP")
     model.save_pretrained(out)

@@ -11,6 +11,10 @@ def test_bench_align_reports_both_loops_and_their_ratio(world_data):
     ours, naive = result["ours_samples_per_s"], result["naive_samples_per_s"]
     assert ours > 0 and naive > 0 and result["peak_memory_mb"] > 0
     assert result["ratio"] == pytest.approx(ours / naive, rel=0.05)
+    per_sample = result["ms_per_sample"]  # ours: the step alone; naive: the same step plus the per-sample work
+    assert per_sample["ours_step"] == pytest.approx(1000 / ours, rel=0.05)
+    assert per_sample["naive_step"] + per_sample["naive_encode_tokenise"] == pytest.approx(1000 / naive, rel=0.05)
+    assert per_sample["naive_encode_tokenise"] > 0
 
 
 def test_bench_seeds_trains_each_seed_on_its_own_dataset(tiny_zoo, tmp_path):

@@ -3,6 +3,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from modaverse_lite import encode, world, zoo
@@ -97,3 +98,21 @@ def test_llm_hub_layout_round_trip(tiny_zoo, tmp_path):
     again = AutoModelForCausalLM.from_pretrained(tmp_path)
     ids = torch.tensor([[2, 5, 9, 11, 40]])
     assert torch.equal(model(ids).logits, again(ids).logits)
+
+
+def test_tone_captions_name_one_attribute_each():
+    assert zoo.tone_captions({"pitch": "low", "timbre": "sawtooth"}) == ["a low tone", "a sawtooth tone"]
+
+
+def test_clap_knows_each_attribute_of_a_tone_by_name(tiny_zoo):
+    """CLAP also learned one-attribute captions, so "a low tone" picks out the low tones of every timbre, the
+    held-out pitch × timbre pairs included: what lets the aligned LLM name a pair it was never trained on."""
+    tones = world.generate("audio", 30, seed=5, split="unseen")
+    audio = F.normalize(encode.encode([t.data for t in tones], "audio", "tiny", cache=False,
+                                      source_rate=world.SAMPLE_RATE, progress=False), dim=-1)
+    for name in world.ATTRIBUTES["audio"]:
+        values = world.VALUES[name]
+        text = encode.load_encoder("audio", "tiny").embed_text([f"a {v} tone" for v in values])
+        guess = (audio @ text.T).argmax(-1)
+        truth = torch.tensor([values.index(t.attributes[name]) for t in tones])
+        assert (guess == truth).float().mean() >= 0.9, name
