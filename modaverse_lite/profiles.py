@@ -97,7 +97,7 @@ TINY = Profile(
     # A higher LoRA rank composes unseen attribute combinations better (r 4 / 16 / 32 / 64: unseen exact 0.57 / 0.76 /
     # 0.86 / 0.85, seed 0, 1,500 steps, before CLAP learned one-attribute captions; after it, r 16 / 32: 0.90 / 0.93
     # on seed 0 and 0.92 / 0.96 on seed 1 at 2,000 steps). r=128 diverged at this learning rate. 1,500 steps scored
-    # as well as 2,000 (unseen 0.96–0.98 on seeds 0–2) in three quarters of the time. Dropout 0: it cost 20 % of the
+    # as well as 2,000 (unseen 0.93–0.98 on seeds 0–2) in three quarters of the time. Dropout 0: it cost 20 % of the
     # step and did not help. `bench seeds` measures the spread over seeds.
     lora=LoraSettings(r=32, alpha=64, dropout=0.0),
     train=TrainSettings(steps=1500, batch_size=64, eval_every=500),
