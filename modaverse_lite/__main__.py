@@ -79,7 +79,7 @@ def cmd_bench(args) -> int:
     if args.what == "align":
         from .bench import bench_align
 
-        result = bench_align(args.profile, steps=args.steps or 20, seed=args.seed)
+        result = bench_align(args.profile, steps=args.steps or 20, seed=args.seed, rounds=args.rounds)
     elif args.what == "seeds":
         from .bench import bench_seeds
 
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--steps", type=int, default=None, help="align: timed steps (20); seeds: training steps")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds: which training seeds")
+    p.add_argument("--rounds", type=int, default=3, help="align: passes over the timed batches")
     p.add_argument("--n", type=int, default=1000, help="dispatch requests")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -1,10 +1,19 @@
 """Benchmarks anyone can re-run: ``python -m modaverse_lite bench align|seeds --json``.
 
-``bench_align`` measures training throughput of our loop (features encoded once and cached, instructions
-tokenised once) against a naive loop that, like the paper's reference code, loads, encodes and tokenises every
-sample inside every step. Both run in the same process, on the same model, batches and machine. The optimiser
-step is the same in both, so the ratio is ``1 + (loading, encoding, tokenising) / step`` per sample: it measures
-what the frozen encoders cost next to the LLM's step, and ``ms_per_sample`` shows both.
+``bench_align`` measures training throughput, in one process, on the same model, batches and machine, of:
+
+* **ours** — every medium encoded once (cached on disk), every instruction tokenised once; a step gathers rows,
+  builds the batch's input embeddings at once (one lookup, one projection call per modality) and runs the loss
+  at the target positions only (``ModaVerseLite.loss``).
+* **naive** — a loop shaped like the paper's reference code (``ModaVerse.get_training_inputs`` in
+  xinke-wang/ModaVerse): inside every step, per sample, load the medium, encode it, tokenise the instruction and
+  build that sample's input embeddings; then pad, stack, and take the LLM's own loss (``labels=``, logits at
+  every position). ``ratio`` is ours against this loop.
+* **per_step_encoding** — the naive loop's per-sample loading, encoding and tokenising, followed by our step.
+  ``ratio_caching_alone`` is ours against it: what encoding once buys by itself, ``1 + encode / step``.
+
+``ms_per_sample`` splits each loop's time into its stages, so each part of a ratio can be read off. The three
+loops take turns batch by batch, ``rounds`` times over the same batches.
 
 ``bench_seeds`` trains the same recipe from several seeds (each with its own dataset) and reports the spread of
 the held-out and unseen-combination scores: one seed's figure on a split of a few hundred items is not a result.
@@ -12,12 +21,14 @@ the held-out and unseen-combination scores: one seed's figure on a split of a fe
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from . import dataset as ds
 from .encode import load_encoder
@@ -32,35 +43,81 @@ def _peak_memory_mb() -> float:
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def _steps(model, batches, make_batch) -> tuple[float, float]:
-    """Seconds for one optimiser step per batch, and the part of them spent in ``make_batch`` (records →
-    examples and features). The first batch runs once untimed before the clock starts (lazy initialisation,
-    allocator warm-up)."""
+def _timed(model, batches, loops: dict, rounds: int) -> dict[str, dict[str, float]]:
+    """Seconds spent in each stage of each loop over ``rounds`` passes of one optimiser step per batch.
+
+    ``loops`` maps a loop's name to its stages, ``(name, function)`` pairs: the first function gets the batch,
+    each next one the previous one's result, and the last returns the loss (its time includes backward and the
+    optimiser step). The loops take turns batch by batch, so a slow spell of the machine hits them alike. Each
+    loop's first step runs once untimed (lazy initialisation, allocator warm-up).
+    """
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
-    making = 0.0
+    seconds = {loop: dict.fromkeys((name for name, _ in stages), 0.0) for loop, stages in loops.items()}
 
-    def step(batch):
-        nonlocal making
-        began = time.perf_counter()
-        examples, features = make_batch(batch)
-        making += time.perf_counter() - began
-        loss = model.loss(examples, features)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def step(loop, batch, clock):
+        value = batch
+        for i, (name, function) in enumerate(loops[loop]):
+            began = time.perf_counter()
+            value = function(value)
+            if i == len(loops[loop]) - 1:
+                optimizer.zero_grad()
+                value.backward()
+                optimizer.step()
+            clock[name] += time.perf_counter() - began
 
-    step(batches[0])
-    making = 0.0
-    start = time.perf_counter()
-    for batch in batches:
-        step(batch)
-    return time.perf_counter() - start, making
+    for loop in loops:
+        step(loop, batches[0], dict.fromkeys(seconds[loop], 0.0))
+    for _ in range(rounds):
+        for batch in batches:
+            for loop in loops:
+                step(loop, batch, seconds[loop])
+    return seconds
+
+
+def _one_by_one(model, encoders, root: Path, records) -> list:
+    """The reference code's way, inside every step: per record, load and encode its medium and tokenise it.
+    One ``(example, {modality: [1, ...] features})`` pair per record."""
+    samples = []
+    for r in records:
+        modality = r.inputs[0] if r.inputs else None
+        features = {}
+        if modality:
+            encoder = encoders[modality]
+            features[modality] = encoder.embed([encoder.load(r.media_path(root, modality))])
+        samples.append((model.tokenize(r.instruction, modality, 0 if modality else -1, r.response()), features))
+    return samples
+
+
+def _merged(samples):
+    """Per-sample (example, features) pairs → one batch: examples pointing into feature tables per modality."""
+    examples, tables = [], {}
+    for example, features in samples:
+        if example.modality is not None:
+            table = tables.setdefault(example.modality, [])
+            example = dataclasses.replace(example, row=len(table))
+            table.append(features[example.modality])
+        examples.append(example)
+    return examples, {m: torch.cat(rows) for m, rows in tables.items()}
+
+
+def _reference_inputs(model, samples) -> dict:
+    """The reference code's batch: each sample's input embeddings built on their own, then right-padded and
+    stacked, with labels for the LLM's own loss."""
+    built = [model._batch([example], features, left_pad=False) for example, features in samples]
+    width = max(embeds.shape[1] for embeds, *_ in built)
+
+    def stacked(part: int, value: int = 0):
+        rows = [b[part][0] for b in built]
+        return torch.stack([F.pad(r, (0, 0) * (r.dim() - 1) + (0, width - r.shape[0]), value=value) for r in rows])
+
+    return {"inputs_embeds": stacked(0), "attention_mask": stacked(1), "labels": stacked(3, value=-100)}
 
 
 def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: int | None = None, seed: int = 0,
-                data_dir: str | None = None) -> dict:
-    """Samples/s of our loop and of the naive loop, their ratio, the one-off encoding time, peak memory."""
+                data_dir: str | None = None, rounds: int = 3) -> dict:
+    """Samples/s of our loop, the naive loop and the per-step-encoding loop, their ratios, where each loop's
+    time goes, the one-off encoding time, peak memory."""
     p = get_profile(profile)
     batch_size = batch_size or p.train.batch_size
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
@@ -73,32 +130,29 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
     examples = examples_for(model, train, rows)
     prepare = time.perf_counter() - began
     position = {id(r): i for i, r in enumerate(train)}
-    ours, _ = _steps(model, batches, lambda batch: ([examples[position[id(r)]] for r in batch], features))
-
     encoders = {m: load_encoder(m, p) for m in ("image", "audio", "video")}
 
-    def naive_batch(batch):  # the reference code's way: per sample, inside the step
-        examples, features = [], {}
-        for r in batch:
-            modality = r.inputs[0] if r.inputs else None
-            row = -1
-            if modality:
-                enc = encoders[modality]
-                vector = enc.embed([enc.load(r.media_path(root, modality))])
-                features.setdefault(modality, []).append(vector)
-                row = len(features[modality]) - 1
-            examples.append(model.tokenize(r.instruction, modality, row, r.response()))
-        return examples, {m: torch.cat(v) for m, v in features.items()}
+    def per_sample(batch):
+        return _one_by_one(model, encoders, root, batch)
 
-    naive, naive_making = _steps(model, batches, naive_batch)
+    loops = {
+        "ours": [("step", lambda batch: model.loss([examples[position[id(r)]] for r in batch], features))],
+        "naive": [("encode_tokenise", per_sample), ("build_inputs", lambda s: _reference_inputs(model, s)),
+                  ("step", lambda inputs: model.llm(**inputs).loss)],
+        "per_step_encoding": [("encode_tokenise", lambda batch: _merged(per_sample(batch))),
+                              ("step", lambda merged: model.loss(*merged))],
+    }
+    seconds = _timed(model, batches, loops, rounds)
     samples = len(train)
-    ms = 1000 / samples
-    return {"profile": p.name, "steps": len(batches), "batch_size": batch_size, "samples": samples,
-            "ours_samples_per_s": round(samples / ours, 1), "naive_samples_per_s": round(samples / naive, 1),
-            "ratio": round(naive / ours, 2), "ours_prepare_s": round(prepare, 2),
-            # where a sample's time goes: ratio ≈ 1 + naive_encode_tokenise / ours_step
-            "ms_per_sample": {"ours_step": round(ours * ms, 3), "naive_step": round((naive - naive_making) * ms, 3),
-                              "naive_encode_tokenise": round(naive_making * ms, 3)},
+    per_s = {loop: rounds * samples / sum(stages.values()) for loop, stages in seconds.items()}
+    return {"profile": p.name, "steps": len(batches), "batch_size": batch_size, "samples": samples, "rounds": rounds,
+            "ours_samples_per_s": round(per_s["ours"], 1), "naive_samples_per_s": round(per_s["naive"], 1),
+            "ratio": round(per_s["ours"] / per_s["naive"], 2),
+            "per_step_encoding_samples_per_s": round(per_s["per_step_encoding"], 1),
+            "ratio_caching_alone": round(per_s["ours"] / per_s["per_step_encoding"], 2),
+            "ours_prepare_s": round(prepare, 2),
+            "ms_per_sample": {loop: {name: round(1000 * t / (rounds * samples), 3) for name, t in stages.items()}
+                              for loop, stages in seconds.items()},
             "peak_memory_mb": round(_peak_memory_mb(), 1),
             "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
 
