@@ -27,7 +27,7 @@ test: install  ## the whole suite, notebooks included
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check modaverse_lite tests
+	$(BIN)/ruff check modaverse_lite tests notebooks
 
 clean:
 	rm -rf runs .pytest_cache
