@@ -17,6 +17,7 @@ rows). Everything else stays frozen.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -88,7 +89,9 @@ class ModaVerseLite(nn.Module):
         config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
                             trainable_token_indices={"embed_tokens": list(self.media_ids)})
-        self.llm = get_peft_model(llm, config)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing`
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            self.llm = get_peft_model(llm, config)
         hidden = llm.get_input_embeddings().weight.shape[1]
         self.projections = nn.ModuleDict({
             m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else (media_tokens, 1)))
