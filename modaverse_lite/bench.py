@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from . import dataset as ds
 from .encode import load_encoder
 from .profiles import Profile, get_profile
-from .train import TrainConfig, align_train, build_model, default_dataset, examples_for, media_features
+from .train import TrainConfig, align_train, build_model, default_dataset, examples_for, media_features, mixed_precision
 
 
 def _peak_memory_mb() -> float:
@@ -43,13 +43,14 @@ def _peak_memory_mb() -> float:
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def _timed(model, batches, loops: dict, rounds: int) -> dict[str, dict[str, float]]:
+def _timed(model, batches, loops: dict, rounds: int, accelerator) -> dict[str, dict[str, float]]:
     """Seconds spent in each stage of each loop over ``rounds`` passes of one optimiser step per batch.
 
     ``loops`` maps a loop's name to its stages, ``(name, function)`` pairs: the first function gets the batch,
     each next one the previous one's result, and the last returns the loss (its time includes backward and the
     optimiser step). The loops take turns batch by batch, so a slow spell of the machine hits them alike. Each
-    loop's first step runs once untimed (lazy initialisation, allocator warm-up).
+    loop's first step runs once untimed (lazy initialisation, allocator warm-up). Stages run under the
+    accelerator's autocast, as in training; on a GPU the clock waits for the GPU at the end of each stage.
     """
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
@@ -59,11 +60,14 @@ def _timed(model, batches, loops: dict, rounds: int) -> dict[str, dict[str, floa
         value = batch
         for i, (name, function) in enumerate(loops[loop]):
             began = time.perf_counter()
-            value = function(value)
+            with accelerator.autocast():
+                value = function(value)
             if i == len(loops[loop]) - 1:
                 optimizer.zero_grad()
                 value.backward()
                 optimizer.step()
+            if accelerator.device.type == "cuda":
+                torch.cuda.synchronize()
             clock[name] += time.perf_counter() - began
 
     for loop in loops:
@@ -123,10 +127,14 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
     train = [r for r in ds.read_records(root) if r.split == "train"][: steps * batch_size]
     batches = [train[i:i + batch_size] for i in range(0, len(train), batch_size)]
-    model = build_model(p, seed)
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision=mixed_precision())  # the device and precision training uses
+    model = build_model(p, seed).to(accelerator.device)
 
     began = time.perf_counter()  # ours: encode every medium once (cached on disk), tokenise every record once
     features, rows = media_features(train, root, p, progress=False)
+    features = {m: f.to(accelerator.device) for m, f in features.items()}
     examples = examples_for(model, train, rows)
     prepare = time.perf_counter() - began
     position = {id(r): i for i, r in enumerate(train)}
@@ -142,7 +150,7 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
         "per_step_encoding": [("encode_tokenise", lambda batch: _merged(per_sample(batch))),
                               ("step", lambda merged: model.loss(*merged))],
     }
-    seconds = _timed(model, batches, loops, rounds)
+    seconds = _timed(model, batches, loops, rounds, accelerator)
     samples = len(train)
     per_s = {loop: rounds * samples / sum(stages.values()) for loop, stages in seconds.items()}
     return {"profile": p.name, "steps": len(batches), "batch_size": batch_size, "samples": samples, "rounds": rounds,
@@ -154,7 +162,8 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
             "ms_per_sample": {loop: {name: round(1000 * t / (rounds * samples), 3) for name, t in stages.items()}
                               for loop, stages in seconds.items()},
             "peak_memory_mb": round(_peak_memory_mb(), 1),
-            "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
+            "device": accelerator.device.type, "mixed_precision": accelerator.mixed_precision,
+            "threads": torch.get_num_threads()}
 
 
 def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1, 2), steps: int | None = None,

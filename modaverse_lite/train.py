@@ -264,6 +264,16 @@ def _eval_set(records, n: int, seed: int) -> list:
 
 
 # ---- the loop --------------------------------------------------------------------------------------------------
+def mixed_precision(setting: str = "auto") -> str:
+    """accelerate's ``mixed_precision`` for a setting: "auto" is bf16 on a GPU that supports it, else fp16 on a GPU,
+    and none on a CPU."""
+    if setting != "auto":
+        return setting
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 def align_train(config: TrainConfig) -> TrainResult:
     """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint."""
     from accelerate import Accelerator
@@ -297,10 +307,8 @@ def align_train(config: TrainConfig) -> TrainResult:
     eval_examples = examples_for(model, evaluation, rows[len(train):], with_targets=False)
     periodic_examples = [eval_examples[evaluation.index(r)] for r in periodic]
 
-    mixed = config.mixed_precision
-    if mixed == "auto":
-        mixed = "no" if not torch.cuda.is_available() else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    accelerator = Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum)
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
+                              gradient_accumulation_steps=grad_accum)
     trainable = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=config.setting("weight_decay"))
     if resumed:

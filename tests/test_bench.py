@@ -6,12 +6,15 @@ import torch
 from modaverse_lite import dataset as ds
 from modaverse_lite.bench import _merged, _one_by_one, _reference_inputs, bench_align, bench_seeds
 from modaverse_lite.encode import load_encoder
-from modaverse_lite.train import build_model
+from modaverse_lite.train import build_model, mixed_precision
 
 
 def test_bench_align_reports_each_loop_its_stages_and_the_ratios(world_data):
     result = bench_align("tiny", steps=2, batch_size=8, rounds=2)
     assert result["samples"] == 16 and result["steps"] == 2 and result["peak_memory_mb"] > 0
+    # measured where and how training runs: on the accelerator's device, at its mixed precision
+    assert (result["device"], result["mixed_precision"]) == ("cuda" if torch.cuda.is_available() else "cpu",
+                                                             mixed_precision())
     per_s = {name: result[f"{name}_samples_per_s"] for name in ("ours", "naive", "per_step_encoding")}
     assert all(v > 0 for v in per_s.values())
     assert result["ratio"] == pytest.approx(per_s["ours"] / per_s["naive"], rel=0.05)
