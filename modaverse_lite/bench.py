@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 
 from . import dataset as ds
 from .encode import load_encoder
@@ -109,11 +109,9 @@ def _reference_inputs(model, samples) -> dict:
     """The reference code's batch: each sample's input embeddings built on their own, then right-padded and
     stacked, with labels for the LLM's own loss."""
     built = [model._batch([example], features, left_pad=False) for example, features in samples]
-    width = max(embeds.shape[1] for embeds, *_ in built)
 
     def stacked(part: int, value: int = 0):
-        rows = [b[part][0] for b in built]
-        return torch.stack([F.pad(r, (0, 0) * (r.dim() - 1) + (0, width - r.shape[0]), value=value) for r in rows])
+        return pad_sequence([b[part][0] for b in built], batch_first=True, padding_value=value)
 
     return {"inputs_embeds": stacked(0), "attention_mask": stacked(1), "labels": stacked(3, value=-100)}
 
