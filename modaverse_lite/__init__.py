@@ -3,55 +3,44 @@
 One import for the whole road::
 
     import modaverse_lite as mv
-    data = mv.default_dataset("tiny")                        # instruction records, targets are meta-responses
-    run = mv.align_train(mv.TrainConfig(profile="tiny", out_dir="runs/align"))
-    reply = mv.Assistant("runs/align")("Draw a red circle.")  # meta-response → generator → file
+    data = mv.default_dataset("tiny")                              # instruction records, targets are meta-responses
+    run = mv.align_train(mv.TrainConfig.from_profile("tiny", data_dir=data, out_dir="runs/align"))
+    reply = mv.Assistant("runs/align")("Draw a red circle.")        # meta-response → generator → file
+
+These names are the public API (the notebooks use no others); each lives in the module named after its idea.
 """
 
-from . import dataset, dispatch, encode, evaluate, media, meta, plots, profiles, tutorial, widgets, world, zoo
-from .bench import bench_align
-from .dataset import (
-                      PAIRS,
-                      SPLITS,
-                      TEMPLATES,
-                      CheckReport,
-                      Record,
-                      Target,
-                      build_from_captions,
-                      build_world_dataset,
-                      check_dataset,
-                      read_records,
-                      write_records,
-)
-from .dispatch import (
-                      DiffusersGenerator,
-                      Dispatcher,
-                      Generator,
-                      Output,
-                      Registry,
-                      WorldRenderer,
-                      bench_dispatch,
-                      registry_for,
-)
-from .encode import AttributeProbes, Encoder, FeatureCache, linear_probe, load_encoder
-from .encode import encode as encode_media
-from .errors import CheckpointError, DatasetError, GeneratorError, MediaError, ModaVerseError, ProfileError
-from .evaluate import summarise
-from .media import load, load_audio, load_image, load_video, modality_of, save_audio, save_image, save_video
-from .meta import MetaResponse, Segment, format_meta, format_segments, parse
-from .model import ModaVerseLite, Projection
-from .pipeline import Assistant, Reply, default_checkpoint, world_example
-from .profiles import GPU, TINY, LoraSettings, Profile, TrainSettings, get_profile
-from .roundtrip import format_roundtrip, roundtrip_eval, roundtrip_table
-from .train import (
-                      TrainConfig,
-                      TrainResult,
-                      align_train,
-                      default_dataset,
-                      default_run_dir,
-                      load_checkpoint,
-                      save_checkpoint,
-)
-from .tutorial import NOTEBOOKS, run_notebooks
+from . import media, plots, world
+from .assistant import Assistant, default_checkpoint, world_example
+from .dataset import build_from_captions, build_world_dataset, default_dataset
+from .dispatch import registry_for
+from .encode import record_features
+from .errors import ModaVerseError
+from .evaluate import answer, metrics_table, score_one
+from .files import default_dataset_dir, default_run_dir
+from .meta import format_meta, parse
+from .model import ModaVerseLite, build_model, checkpoint_info
+from .profiles import get_profile
+from .records import check_dataset, read_records
+from .roundtrip import roundtrip_eval, roundtrip_table
+from .train import TrainConfig, align_train
+from .widgets import demo, generator_table, reply_table
+
+__all__ = [
+    # the world and its media
+    "world", "media", "plots", "get_profile",
+    # data
+    "default_dataset_dir", "default_dataset", "build_world_dataset", "build_from_captions", "read_records",
+    "check_dataset",
+    # the model and its one training stage
+    "record_features", "ModaVerseLite", "build_model", "checkpoint_info", "TrainConfig", "align_train",
+    "default_run_dir",
+    # what it learned
+    "answer", "score_one", "metrics_table",
+    # the meta-response, dispatch and the assistant
+    "format_meta", "parse", "registry_for", "Assistant", "default_checkpoint", "world_example",
+    "roundtrip_eval", "roundtrip_table", "reply_table", "generator_table", "demo",
+    "ModaVerseError",
+]
 
 __version__ = "0.1.0"

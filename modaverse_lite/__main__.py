@@ -6,7 +6,16 @@ import argparse
 import json
 import sys
 
+from . import bench, zoo
+from .assistant import Assistant
+from .dataset import build_from_captions, build_world_dataset, default_dataset
 from .errors import ModaVerseError
+from .evaluate import linear_probe
+from .profiles import get_profile
+from .records import check_dataset
+from .roundtrip import format_roundtrip, roundtrip_eval
+from .train import TrainConfig, align_train
+from .tutorial import run_notebooks
 
 
 def _print(obj, as_json: bool) -> None:
@@ -18,35 +27,27 @@ def _print(obj, as_json: bool) -> None:
 
 
 def cmd_zoo(args) -> int:
-    from . import zoo
-
     built = zoo.build_all(force=args.force)
     _print({name: str(path) for name, path in built.items()}, args.json)
     return 0
 
 
 def cmd_probe(args) -> int:
-    from .encode import linear_probe
-    from .profiles import get_profile
-
     _print(linear_probe(get_profile(args.profile), seed=args.seed), args.json)
     return 0
 
 
 def cmd_data(args) -> int:
-    from . import dataset
-    from .profiles import get_profile
-
     if args.data_command == "build":
-        summary = dataset.build_world_dataset(args.out, get_profile(args.profile), seed=args.seed,
-                                              records=args.records)
+        records = args.records if args.records is not None else get_profile(args.profile).dataset_records
+        summary = build_world_dataset(args.out, records=records, seed=args.seed)
         _print(summary, args.json)
         return 0
     if args.data_command == "from-folder":
-        summary = dataset.build_from_captions(args.table, args.out, seed=args.seed)
+        summary = build_from_captions(args.table, args.out, seed=args.seed)
         _print(summary, args.json)
         return 0
-    report = dataset.check_dataset(args.dir)
+    report = check_dataset(args.dir)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
@@ -55,11 +56,10 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, align_train
-
-    config = TrainConfig(profile=args.profile, data_dir=args.data, out_dir=args.out, seed=args.seed,
-                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=not args.fresh,
-                         progress=not args.json)
+    data = args.data or default_dataset(args.profile, args.seed)  # the default world dataset, built on first use
+    config = TrainConfig.from_profile(args.profile, data_dir=data, out_dir=args.out, seed=args.seed,
+                                      steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                      resume=not args.fresh, progress=not args.json)
     result = align_train(config)
     summary = {"checkpoint": str(result.checkpoint), "steps": result.steps, "train_seconds": result.seconds,
                "final_loss": result.history[-1][1] if result.history else None, **result.metrics}
@@ -77,13 +77,9 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.what == "align":
-        from .bench import bench_align
-
-        result = bench_align(args.profile, steps=args.steps or 20, seed=args.seed, rounds=args.rounds)
+        result = bench.bench_align(args.profile, steps=args.steps or 20, seed=args.seed, rounds=args.rounds)
     elif args.what == "seeds":
-        from .bench import bench_seeds
-
-        result = bench_seeds(args.profile, seeds=tuple(args.seeds), steps=args.steps, progress=not args.json)
+        result = bench.bench_seeds(args.profile, seeds=tuple(args.seeds), steps=args.steps, progress=not args.json)
         if not args.json:
             for run in result["runs"]:
                 print(", ".join(f"{k} {v}" for k, v in run.items()))
@@ -91,16 +87,12 @@ def cmd_bench(args) -> int:
                 print(f"{key}: mean {s['mean']}, min {s['min']}, max {s['max']}")
             return 0
     else:
-        from .dispatch import bench_dispatch
-
-        result = bench_dispatch(args.n)
+        result = bench.bench_dispatch(args.n)
     _print(result, args.json)
     return 0
 
 
 def cmd_chat(args) -> int:
-    from .pipeline import Assistant
-
     media = {m: getattr(args, m) for m in ("image", "audio", "video") if getattr(args, m)}
     reply = Assistant(args.checkpoint, out_dir=args.out)(args.instruction, seed=args.seed, **media)
     print(json.dumps(reply.to_dict(), indent=2) if args.json else reply.format())
@@ -108,16 +100,12 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .roundtrip import format_roundtrip, roundtrip_eval
-
     result = roundtrip_eval(args.checkpoint, n_per_modality=args.n, seed=args.seed)
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_roundtrip(result))
     return 0
 
 
 def cmd_tutorial(args) -> int:
-    from .tutorial import run_notebooks
-
     runs = run_notebooks(args.out, parameters=dict(args.parameter or []) or None, names=args.notebook or None)
     for run in runs:
         print(f"{run['name']}: {run['seconds']:.1f} s -> {run['output']}")

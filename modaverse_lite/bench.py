@@ -17,6 +17,9 @@ loops take turns batch by batch, ``rounds`` times over the same batches.
 
 ``bench_seeds`` trains the same recipe from several seeds (each with its own dataset) and reports the spread of
 the held-out and unseen-combination scores: one seed's figure on a split of a few hundred items is not a result.
+
+* ``bench_dispatch`` — the dispatcher's own cost per request (``bench dispatch``): parsing the meta-response and
+  routing it through the registry to do-nothing generators, against a 1 ms budget.
 """
 
 from __future__ import annotations
@@ -25,15 +28,23 @@ import dataclasses
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from . import dataset as ds
-from .encode import load_encoder
+from . import meta
+from .dataset import default_dataset
+from .dispatch import Registry
+from .encode import load_encoder, record_features
+from .files import cache_dir
+from .generators import DEFAULT_SAMPLE_RATE, GENERATED, Generator
+from .model import build_model
 from .profiles import Profile, get_profile
-from .train import TrainConfig, align_train, build_model, default_dataset, examples_for, media_features, mixed_precision
+from .records import read_records
+from .train import TrainConfig, align_train, mixed_precision
 
 
 def _peak_memory_mb() -> float:
@@ -108,12 +119,13 @@ def _merged(samples):
 def _reference_inputs(model, samples) -> dict:
     """The reference code's batch: each sample's input embeddings built on their own, then right-padded and
     stacked, with labels for the LLM's own loss."""
-    built = [model._batch([example], features, left_pad=False) for example, features in samples]
+    built = [model.build_inputs([example], features) for example, features in samples]
 
-    def stacked(part: int, value: int = 0):
-        return pad_sequence([b[part][0] for b in built], batch_first=True, padding_value=value)
+    def stacked(part: str, value: int = 0):
+        return pad_sequence([getattr(b, part)[0] for b in built], batch_first=True, padding_value=value)
 
-    return {"inputs_embeds": stacked(0), "attention_mask": stacked(1), "labels": stacked(3, value=-100)}
+    return {"inputs_embeds": stacked("inputs_embeds"), "attention_mask": stacked("attention_mask"),
+            "labels": stacked("labels", value=-100)}
 
 
 def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: int | None = None, seed: int = 0,
@@ -123,7 +135,7 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
     p = get_profile(profile)
     batch_size = batch_size or p.train.batch_size
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
-    train = [r for r in ds.read_records(root) if r.split == "train"][: steps * batch_size]
+    train = [r for r in read_records(root) if r.split == "train"][: steps * batch_size]
     batches = [train[i:i + batch_size] for i in range(0, len(train), batch_size)]
     from accelerate import Accelerator
 
@@ -131,9 +143,9 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
     model = build_model(p, seed).to(accelerator.device)
 
     began = time.perf_counter()  # ours: encode every medium once (cached on disk), tokenise every record once
-    features, rows = media_features(train, root, p, progress=False)
+    features, rows = record_features(train, root, p, progress=False)
     features = {m: f.to(accelerator.device) for m, f in features.items()}
-    examples = examples_for(model, train, rows)
+    examples = model.examples(train, rows)
     prepare = time.perf_counter() - began
     position = {id(r): i for i, r in enumerate(train)}
     encoders = {m: load_encoder(m, p) for m in ("image", "audio", "video")}
@@ -168,15 +180,13 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
                 out_dir: str | Path | None = None, records: int | None = None, progress: bool = True) -> dict:
     """Train once per seed (fresh runs under ``out_dir``, each on the default dataset of that seed, of ``records``
     records); per-seed and summary scores for val, unseen and phrasing."""
-    from .zoo import cache_dir
-
     p = get_profile(profile)
     out_dir = Path(out_dir) if out_dir else cache_dir() / "runs" / f"bench-seeds-{p.name}"
     runs = []
     for seed in seeds:
         data = default_dataset(p, seed, records)
-        result = align_train(TrainConfig(profile=p, data_dir=str(data), out_dir=str(out_dir / f"seed{seed}"),
-                                         seed=seed, steps=steps, resume=False, progress=progress))
+        result = align_train(TrainConfig.from_profile(p, data_dir=data, out_dir=out_dir / f"seed{seed}", seed=seed,
+                                                      steps=steps, resume=False, progress=progress))
         split = result.metrics["per_split"]
         runs.append({"seed": seed, "train_seconds": result.seconds, "steps": result.steps,
                      "val_routing": split["val"]["routing"], "val_exact": split["val"]["exact"],
@@ -188,3 +198,71 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
         summary[key] = {"mean": round(sum(values) / len(values), 4), "min": min(values), "max": max(values)}
     return {"profile": p.name, "seeds": list(seeds), "runs": runs, "summary": summary,
             "threads": torch.get_num_threads()}
+
+
+# ---- dispatch overhead ----
+class _Stub(Generator):
+    """A generator whose work is nothing: what is left to time is parsing and routing."""
+
+    def __init__(self, modality: str):
+        super().__init__(modality, f"stub:{modality}")
+        self.sample_rate = DEFAULT_SAMPLE_RATE
+        self._data = {"image": np.zeros((8, 8, 3), np.uint8), "audio": np.zeros(16, np.float32),
+                      "video": np.zeros((2, 8, 8, 3), np.uint8)}[modality]
+
+    def _generate(self, prompt: str, seed: int) -> np.ndarray:
+        return self._data
+
+
+def bench_dispatch(n: int = 1000) -> dict:
+    """Dispatch overhead per request (parse + registry lookup + call of an already-loaded, do-nothing generator).
+
+    The requests mix one-segment, multi-segment, malformed and free-text responses. No file is written: saving and
+    generating are the generators' and media's costs, not the dispatcher's. Each figure is the best of 5 runs of
+    ``n`` requests, in milliseconds per request; ``ok`` says whether the whole is under the 1 ms budget.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    registry = Registry()
+    for modality in GENERATED:
+        registry.register(modality, _Stub(modality))
+        registry.get(modality).load()
+    requests = [
+        meta.format_meta("image", "a red circle"),
+        meta.format_meta("audio", "a high sine tone"),
+        meta.format_segments([("text", "Here is the clip you asked for."), ("video", "a blue square moving up")]),
+        "modality: [image] prompt: Prompt: a green diamond",  # tolerated with notes
+        "Modality: [IMAG Prompt: a red circle",  # falls back to text
+        "A plain text answer without any marker.",
+    ]
+
+    parsed = [meta.parse(text).segments for text in requests]
+
+    def parse_only(i: int) -> None:
+        meta.parse(requests[i % len(requests)])
+
+    def route_only(i: int) -> None:  # registry lookup and call, on segments parsed beforehand
+        for segment in parsed[i % len(parsed)]:
+            if segment.modality != "text":
+                registry.get(segment.modality).generate(segment.prompt, 0)
+
+    def both(i: int) -> None:
+        for segment in meta.parse(requests[i % len(requests)]).segments:
+            if segment.modality != "text":
+                registry.get(segment.modality).generate(segment.prompt, 0)
+
+    def best_ms(step: Callable[[int], None], repeats: int = 5) -> float:
+        """Milliseconds per request, best of ``repeats`` runs of ``n`` (the least disturbed by other processes)."""
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for i in range(n):
+                step(i)
+            runs.append(1e3 * (time.perf_counter() - start) / n)
+        return min(runs)
+
+    for i in range(len(requests)):  # warm up
+        both(i)
+    per_ms = best_ms(both)
+    return {"n": n, "per_request_ms": round(per_ms, 4), "parse_ms": round(best_ms(parse_only), 4),
+            "route_ms": round(best_ms(route_only), 4), "budget_ms": 1.0, "ok": per_ms < 1.0}

@@ -7,11 +7,14 @@ item's content and the encoder. Training then reads embeddings, never media.
 * image → one vector ``[D]``; audio → one vector ``[D]``;
 * video → one vector per sampled frame, in order ``[T, D]`` (the projection decides how many LLM tokens a clip
   becomes; averaging frames here would erase the direction of motion).
+
+``record_features`` does this for a dataset's records: one table per modality and each record's row in it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import media, world
+from . import media, world, zoo
 from .errors import CheckpointError, MediaError
-from .files import atomic_path
+from .files import atomic_path, cache_dir
 from .profiles import Profile, get_profile
+from .zoo import pooled
 
 ROLE = {"image": "image_encoder", "video": "image_encoder", "audio": "audio_encoder"}
 
@@ -85,11 +89,6 @@ class Encoder:
         return F.normalize(pooled(self.model.get_text_features(**inputs)).float(), dim=-1).cpu()
 
 
-def pooled(out) -> torch.Tensor:
-    """The embedding tensor of a get_*_features call (transformers ≥ 5 wraps it in an output object)."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers ≥ 5 returns an output object
-
-
 @lru_cache(maxsize=8)
 def _load(modality: str, checkpoint: str, device: str, dtype: str, frames: int, max_seconds: float) -> Encoder:
     from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
@@ -109,15 +108,13 @@ def load_encoder(modality: str, profile: str | Profile = "auto") -> Encoder:
     if modality not in ROLE:
         raise MediaError(f"unknown modality {modality!r}; expected one of {tuple(ROLE)}")
     p = get_profile(profile)
-    return _load(modality, p.checkpoint(ROLE[modality]), p.device, p.dtype, p.video_frames, p.audio_seconds)
+    return _load(modality, zoo.checkpoint(p, ROLE[modality]), p.device, p.dtype, p.video_frames, p.audio_seconds)
 
 
 class FeatureCache:
     """Embeddings on disk, one safetensors file per encoder, keyed by the content hash of each item."""
 
     def __init__(self, encoder_key: str, root: str | Path | None = None):
-        from .zoo import cache_dir
-
         digest = hashlib.sha256(encoder_key.encode()).hexdigest()[:16]
         self.path = Path(root or cache_dir() / "features") / f"{digest}.safetensors"
         self.features: dict[str, torch.Tensor] = {}
@@ -180,59 +177,24 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
     return torch.stack([fresh.get(k, table.get(k)) for k in keys])
 
 
-# ---- how informative are the frozen features? ---------------------------------------------------------------
-def _fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int, steps: int = 300) -> torch.nn.Linear:
-    torch.manual_seed(seed)
-    probe = torch.nn.Linear(x.shape[1], classes)
-    opt = torch.optim.Adam(probe.parameters(), lr=0.05)
-    for _ in range(steps):
-        loss = F.cross_entropy(probe(x), y) + 1e-4 * probe.weight.pow(2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return probe
+def record_features(records, root: str | os.PathLike, profile: str | Profile = "auto", progress: bool = True):
+    """The features of the records' media, each medium encoded once (and cached), and each record's row:
+    ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record."""
+    paths: dict[str, dict[str, int]] = {}
+    rows = []
+    for r in records:
+        inputs = r.inputs
+        if not inputs:
+            rows.append(None)
+            continue
+        m = inputs[0]
+        table = paths.setdefault(m, {})
+        rows.append((m, table.setdefault(r.media[m], len(table))))
+    features = {m: encode([Path(root) / p for p in table], m, profile, progress=progress)
+                for m, table in paths.items()}
+    return features, rows
 
 
-def _world_features(samples, modality: str, profile) -> torch.Tensor:
-    return encode([s.data for s in samples], modality, profile, cache=False, source_rate=world.SAMPLE_RATE,
-                  progress=False).flatten(1)
-
-
-class AttributeProbes:
-    """Linear classifiers that read world attributes off frozen features (video: frames concatenated).
-
-    Fitted on seen attribute combinations only. ``read(features, modality)`` → one attribute dict per row.
-    """
-
-    def __init__(self, profile: str | Profile = "auto", n_train: int = 600, seed: int = 0):
-        self.profile = profile
-        self.probes: dict[tuple[str, str], torch.nn.Linear] = {}
-        for modality in world.MODALITIES:
-            train = world.generate(modality, n_train, seed=seed, split="seen")
-            x = _world_features(train, modality, profile)
-            for attribute in world.ATTRIBUTES[modality]:
-                values = world.VALUES[attribute]
-                y = torch.tensor([values.index(s.attributes[attribute]) for s in train])
-                self.probes[modality, attribute] = _fit_probe(x, y, len(values), seed)
-
-    @torch.no_grad()
-    def read(self, features: torch.Tensor, modality: str) -> list[dict[str, str]]:
-        x = features.flatten(1)
-        guesses = {a: self.probes[modality, a](x).argmax(-1).tolist() for a in world.ATTRIBUTES[modality]}
-        return [{a: world.VALUES[a][guesses[a][i]] for a in guesses} for i in range(x.shape[0])]
-
-
-def linear_probe(profile: str | Profile = "auto", n_train: int = 600, n_test: int = 300, seed: int = 0) -> dict:
-    """Held-out accuracy of a linear classifier on frozen features, for every world attribute.
-
-    Trained on seen attribute combinations; tested on fresh media of every combination, unseen ones included.
-    """
-    probes = AttributeProbes(profile, n_train, seed)
-    results = {}
-    for modality in world.MODALITIES:
-        test = world.generate(modality, n_test, seed=seed + 1, split="all")
-        guesses = probes.read(_world_features(test, modality, profile), modality)
-        for attribute in world.ATTRIBUTES[modality]:
-            right = [g[attribute] == s.attributes[attribute] for g, s in zip(guesses, test)]
-            results[f"{modality}.{attribute}"] = round(sum(right) / len(right), 4)
-    return results
+def feature_dims(profile: str | Profile = "auto") -> dict[str, int]:
+    """Embedding width of each modality's frozen encoder, read from its config (in ``world.MODALITIES`` order)."""
+    return {m: load_encoder(m, profile).model.config.projection_dim for m in world.MODALITIES}

@@ -23,3 +23,7 @@ class ProfileError(ModaVerseError):
 
 class GeneratorError(ModaVerseError):
     """A text-to-X generator is not registered, or cannot produce what a prompt asks for."""
+
+
+class BusyError(ModaVerseError):
+    """Another process is writing the same dataset, run or zoo folder (its lock file is named)."""

@@ -7,13 +7,25 @@
 
 Reported overall, per input→output pair and per split (the ``unseen`` split holds attribute combinations never
 seen in training; ``phrasing`` holds instruction phrasings never seen in training).
+
+``answer(model, records, root)`` is the one road from records to replies (features → examples → greedy
+meta-responses), used by training's evaluation, the round trip and the notebooks. ``AttributeProbes`` read world
+attributes off frozen features: how informative the encoders are (``linear_probe``), and what a generated file shows.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import meta, world
+from .encode import encode, record_features
+from .profiles import Profile, get_profile
 
 
 def _norm(text: str) -> str:
@@ -25,10 +37,10 @@ def _attribute_score(target_prompt: str, predicted_prompt: str) -> float | None:
     truth = world.parse_caption(target_prompt)
     if truth is None:
         return None
-    guess = world.parse_caption(predicted_prompt)
-    if guess is None or guess[0] != truth[0]:
+    guess = world.attributes_of(predicted_prompt, truth[0])
+    if guess is None:
         return 0.0
-    return sum(guess[1][k] == v for k, v in truth[1].items()) / len(truth[1])
+    return sum(guess[k] == v for k, v in truth[1].items()) / len(truth[1])
 
 
 def score_one(target_modality: str, target_prompt: str, prediction: str) -> dict[str, float | None]:
@@ -67,6 +79,95 @@ def summarise(records, predictions: list[str]) -> dict:
             "unseen": {"overall": _mean(unseen), "per_pair": {k: _mean(v) for k, v in sorted(unseen_pairs.items())}}}
 
 
-def table(summary: dict, key: str = "per_pair") -> list[dict]:
+def metrics_table(summary: dict, key: str = "per_pair") -> list[dict]:
     """Rows for a notebook table (one per pair or split)."""
     return [{"": name, **values} for name, values in summary[key].items()]
+
+
+# ---- records → replies ---------------------------------------------------------------------------------------
+def answer(model, records, root: str | os.PathLike | None = None, profile: str | Profile = "auto", features=None,
+           batch_size: int = 64, max_new_tokens: int = 24, progress: bool = False) -> list[str]:
+    """The model's greedy meta-responses to dataset records, in batches: the one road from records to replies.
+
+    The records' media (under dataset folder ``root``) are encoded by the profile's frozen encoders — once: the
+    features are cached — each record becomes an ``Example`` (its instruction tokenised, no target) and the model
+    answers. ``features``: the records' ``(tables, rows)`` from ``encode.record_features`` when the caller holds
+    them already (training does), instead of ``root`` and ``profile``.
+    """
+    tables, rows = features if features is not None else record_features(records, root, profile, progress=progress)
+    device = next(model.parameters()).device
+    tables = {m: f.to(device) for m, f in tables.items()}
+    examples = model.examples(records, rows, with_targets=False)
+    model.eval()
+    out = []
+    for i in tqdm(range(0, len(examples), batch_size), desc="answer", disable=not progress, leave=False):
+        out += model.generate(examples[i:i + batch_size], tables, max_new_tokens)
+    return out
+
+
+# ---- attribute probes: what do frozen features show? -------------------------------------------------------
+def _fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int, steps: int = 300) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=0.05)
+    for _ in range(steps):
+        loss = F.cross_entropy(probe(x), y) + 1e-4 * probe.weight.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return probe
+
+
+def _world_features(samples, modality: str, profile) -> torch.Tensor:
+    return encode([s.data for s in samples], modality, profile, cache=False, source_rate=world.SAMPLE_RATE,
+                  progress=False).flatten(1)
+
+
+class AttributeProbes:
+    """Linear classifiers that read world attributes off frozen features (video: frames concatenated).
+
+    Fitted on seen attribute combinations only. ``read(features, modality)`` → one attribute dict per row.
+    """
+
+    def __init__(self, profile: str | Profile = "auto", n_train: int = 600, seed: int = 0):
+        self.profile = profile
+        self.probes: dict[tuple[str, str], torch.nn.Linear] = {}
+        for modality in world.MODALITIES:
+            train = world.generate(modality, n_train, seed=seed, split="seen")
+            x = _world_features(train, modality, profile)
+            for attribute in world.ATTRIBUTES[modality]:
+                values = world.VALUES[attribute]
+                y = torch.tensor([values.index(s.attributes[attribute]) for s in train])
+                self.probes[modality, attribute] = _fit_probe(x, y, len(values), seed)
+
+    @torch.no_grad()
+    def read(self, features: torch.Tensor, modality: str) -> list[dict[str, str]]:
+        x = features.flatten(1)
+        guesses = {a: self.probes[modality, a](x).argmax(-1).tolist() for a in world.ATTRIBUTES[modality]}
+        return [{a: world.VALUES[a][guesses[a][i]] for a in guesses} for i in range(x.shape[0])]
+
+
+def linear_probe(profile: str | Profile = "auto", n_train: int = 600, n_test: int = 300, seed: int = 0) -> dict:
+    """Held-out accuracy of a linear classifier on frozen features, for every world attribute.
+
+    Trained on seen attribute combinations; tested on fresh media of every combination, unseen ones included.
+    """
+    probes = AttributeProbes(profile, n_train, seed)
+    results = {}
+    for modality in world.MODALITIES:
+        test = world.generate(modality, n_test, seed=seed + 1, split="all")
+        guesses = probes.read(_world_features(test, modality, profile), modality)
+        for attribute in world.ATTRIBUTES[modality]:
+            right = [g[attribute] == s.attributes[attribute] for g, s in zip(guesses, test)]
+            results[f"{modality}.{attribute}"] = round(sum(right) / len(right), 4)
+    return results
+
+
+@lru_cache(maxsize=4)
+def _fitted_probes(profile_name: str, n_train: int, seed: int) -> AttributeProbes:
+    return AttributeProbes(profile_name, n_train=n_train, seed=seed)
+
+
+def attribute_probes(profile: str | Profile = "tiny", n_train: int = 600, seed: int = 0) -> AttributeProbes:
+    """``AttributeProbes`` for a profile, fitted once per process (a few seconds in the tiny profile)."""
+    return _fitted_probes(get_profile(profile).name, int(n_train), int(seed))

@@ -1,60 +1,95 @@
-"""The aligned model: a linear projection per modality + media tokens + a LoRA-tuned LLM.
+"""The aligned model: an input side per modality + media tokens + an adapted LLM, and its checkpoint.
 
 ModaVerse's input side, in one picture::
 
     User: <Media> [p(e)] </Media> Draw what this sound looks like.
     Assistant: Modality: [IMAGE] Prompt: a red circle</s>
                   ▲                └─────── the only tokens in the loss ───────┘
-              p = linear projection of the frozen embedding e (a video: several ordered tokens)
+              p = projection of the frozen embedding e (a video: one or more ordered tokens)
 
 Nothing maps the LLM's *outputs* back into a generator's feature space: the answer is text (a meta-response),
 and a text-to-X generator reads it. That is the "I/O alignment at the level of natural language".
 
-What trains: the projections, LoRA adapters on the attention (peft), and the rows of the two new tokens
-``<Media>`` and ``</Media>`` (peft's ``trainable_token_indices``; with tied embeddings these are also their output
-rows). Everything else stays frozen.
+What trains: the input side (``aligners``: a linear projection per modality), the LLM adapter (LoRA on the
+attention) and the rows of the two new tokens ``<Media>`` and ``</Media>``. Everything else stays frozen.
+``build_inputs`` is where text and media meet; ``save_pretrained`` / ``from_pretrained`` keep only what was trained.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .profiles import LoraSettings
+from . import files, zoo
+from .aligners import ADAPTERS, INPUT_SIDES
+from .encode import feature_dims
+from .errors import CheckpointError
+from .profiles import LoraSettings, Profile, get_profile
 
 MEDIA_START, MEDIA_END = "<Media>", "</Media>"
 USER, ASSISTANT = "User:", "\nAssistant:"
+CHECKPOINT = "checkpoint"  # the checkpoint folder inside a run folder
+INFO_FILE = "modaverse.json"  # the model's configuration and the run's settings and history
+SLOT = -1  # in ``ModelInputs.token_ids``: a position filled by a projected media embedding
 
 
-class Projection(nn.Module):
-    """Linear map from an encoder's embedding to ``tokens`` LLM input embeddings.
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides the model's shape; saved in every checkpoint and read back by ``from_pretrained``."""
 
-    An image or a sound is one vector; one linear layer maps it to ``tokens`` embeddings at once (``[B, D] →
-    [B, tokens, H]``). A video is one vector per frame: its frames are cut, in order, into ``tokens`` groups
-    (8 frames → 4 groups of 2), and each group's concatenated frames are mapped by one linear layer to one token.
-    Still linear, still ordered, and a token can carry the change between its frames — the motion — which
-    averaging frames would erase.
-    """
+    llm: str  # the base LLM: a hub id or a local folder
+    feature_dims: dict[str, int]  # embedding width of each modality's frozen encoder
+    media_tokens: int = 1  # LLM tokens an image or a sound becomes
+    video_tokens: int = 4  # LLM tokens a clip becomes (ordered groups of frames)
+    video_frames: int = 8  # frames per clip
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    aligner: str = "linear"  # the input side, a key of aligners.INPUT_SIDES
+    adapter: str = "lora"  # the LLM adapter, a key of aligners.ADAPTERS
+    llm_reference: str = ""  # the profile's reference for ``llm`` ("zoo:llm"): rebuilt from it if ``llm`` is gone
 
-    def __init__(self, in_dim: int, out_dim: int, tokens: int = 1, frames: int = 1):
-        super().__init__()
-        if frames % tokens and frames > 1:
-            raise ValueError(f"{frames} video frames cannot be cut into {tokens} equal groups")
-        self.tokens, self.frames = tokens, frames
-        if frames == 1:  # one vector → `tokens` embeddings
-            self.linear = nn.Linear(in_dim, out_dim * tokens)
-        else:  # `frames` vectors → `tokens` groups → one embedding each
-            self.linear = nn.Linear(in_dim * (frames // tokens), out_dim)
+    @classmethod
+    def from_profile(cls, profile: str | Profile = "auto") -> ModelConfig:
+        """The configuration a profile asks for (loads its encoders once to read their widths)."""
+        p = get_profile(profile)
+        return cls(llm=zoo.checkpoint(p, "llm"), feature_dims=feature_dims(p), media_tokens=p.media_tokens,
+                   video_tokens=p.video_tokens, video_frames=p.video_frames, lora=p.lora, aligner=p.aligner,
+                   adapter=p.adapter, llm_reference=p.reference("llm"))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if x.dim() == 2:  # [B, D] → [B, tokens·H] → [B, tokens, H]
-            return self.linear(x).reshape(b, self.tokens, -1)
-        return self.linear(x.reshape(b, self.tokens, -1))  # [B, T, D] → [B, tokens, group·D] → [B, tokens, H]
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "model config") -> ModelConfig:
+        """A config from ``to_dict``'s output; CheckpointError naming ``where`` and the field for anything wrong."""
+        if not isinstance(obj, dict):
+            raise CheckpointError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        missing = [k for k in ("llm", "feature_dims") if k not in obj]
+        if unknown or missing:
+            raise CheckpointError(f"{where}: unknown fields {unknown} / missing fields {missing}")
+        values = dict(obj)
+        try:
+            lora = values.get("lora", {})
+            values["lora"] = LoraSettings(**{**lora, "target_modules": tuple(lora.get("target_modules", ()))}) \
+                if lora else LoraSettings()
+            values["feature_dims"] = {str(m): int(d) for m, d in values["feature_dims"].items()}
+            config = cls(**values)
+        except (TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(f"{where}: {err}") from err
+        for name in ("media_tokens", "video_tokens", "video_frames"):
+            if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
+                raise CheckpointError(f"{where}: {name} must be a positive integer, got {getattr(config, name)!r}")
+        for name, table in (("aligner", INPUT_SIDES), ("adapter", ADAPTERS)):
+            if getattr(config, name) not in table:
+                raise CheckpointError(f"{where}: unknown {name} {getattr(config, name)!r}; known: {sorted(table)}")
+        return config
 
 
 @dataclass
@@ -69,37 +104,49 @@ class Example:
     target: list[int]
 
 
+@dataclass
+class ModelInputs:
+    """What the LLM reads for a batch. ``token_ids`` holds ``SLOT`` where a projected media embedding sits and
+    ``pad_token_id`` at padding; ``labels`` are the target ids with everything else -100 (not in the loss)."""
+
+    inputs_embeds: torch.Tensor  # [B, L, H]
+    attention_mask: torch.Tensor  # [B, L]
+    position_ids: torch.Tensor  # [B, L]
+    labels: torch.Tensor  # [B, L]
+    token_ids: torch.Tensor  # [B, L]
+
+
 class ModaVerseLite(nn.Module):
-    """Projections + the PEFT-wrapped LLM. ``loss`` for training, ``generate`` for inference."""
+    """The input side + the adapted LLM. ``loss`` for training, ``generate`` for inference."""
 
-    def __init__(self, llm, tokenizer, feature_dims: dict[str, int], video_tokens: int = 4, video_frames: int = 8,
-                 lora: LoraSettings | None = None, add_tokens: bool = True, media_tokens: int = 1):
+    def __init__(self, config: ModelConfig, llm, tokenizer, add_tokens: bool = True):
         super().__init__()
-        from peft import LoraConfig, get_peft_model
-
-        lora = lora or LoraSettings()
-
         if add_tokens:  # a fresh model: add <Media>, </Media> and grow the embedding table
             tokenizer.add_special_tokens({"additional_special_tokens": [MEDIA_START, MEDIA_END]})
             llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.tokenizer = tokenizer
+        self.config, self.tokenizer = config, tokenizer
         self.media_ids = tokenizer.convert_tokens_to_ids([MEDIA_START, MEDIA_END])
-        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                            target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
-                            trainable_token_indices={"embed_tokens": list(self.media_ids)})
-        with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing`
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            self.llm = get_peft_model(llm, config)
+        self.adapter = ADAPTERS[config.adapter]
+        self.llm = self.adapter.apply(llm, config.lora, self.media_ids)
         hidden = llm.get_input_embeddings().weight.shape[1]
-        self.projections = nn.ModuleDict({
-            m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else (media_tokens, 1)))
-            for m, d in feature_dims.items()})
-        self.feature_dims = dict(feature_dims)
-        self.video_tokens, self.video_frames, self.media_tokens = video_tokens, video_frames, media_tokens
+        self.projections = INPUT_SIDES[config.aligner](config.feature_dims, hidden, config.media_tokens,
+                                                       config.video_tokens, config.video_frames)
 
-    # ---- text → example ------------------------------------------------------------------------------------
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        return dict(self.config.feature_dims)
+
+    @property
+    def video_tokens(self) -> int:
+        return self.config.video_tokens
+
+    @property
+    def media_tokens(self) -> int:
+        return self.config.media_tokens
+
+    # ---- text → examples -----------------------------------------------------------------------------------
     def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,
                  response: str | None = None) -> Example:
         """Tokenise one instruction (and its target meta-response) once, ahead of training."""
@@ -109,17 +156,24 @@ class ModaVerseLite(nn.Module):
         target = ids(" " + response) + [self.tokenizer.eos_token_id] if response is not None else []
         return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target)
 
-    # ---- examples → input embeddings ------------------------------------------------------------------------
-    def _batch(self, examples: list[Example], features: dict[str, torch.Tensor], left_pad: bool):
-        """Padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` and ``labels`` (prompt masked to -100).
+    def examples(self, records, rows, with_targets: bool = True) -> list[Example]:
+        """One ``Example`` per record; ``rows`` are the records' ``(modality, row)`` in the feature tables (or None)
+        as ``encode.record_features`` gives them."""
+        return [self.tokenize(r.instruction, *(row or (None, -1)), r.response() if with_targets else None)
+                for r, row in zip(records, rows)]
 
-        One embedding lookup for every text token of the batch, one projection call per modality; the projected
-        media tokens then fill the slots between ``<Media>`` and ``</Media>``.
+    # ---- examples → input embeddings ------------------------------------------------------------------------
+    def build_inputs(self, examples: list[Example], features: dict[str, torch.Tensor],
+                     left_pad: bool = False) -> ModelInputs:
+        """Padded input embeddings for a batch, with the projected media between ``<Media>`` and ``</Media>``.
+
+        One embedding lookup for every text token of the batch, one input-side call per modality; the projected
+        media tokens then fill the slots. Right padding for training, left padding for generation (so every row's
+        answer starts at the same position).
         """
-        slot = -1  # where a media token goes
         rows, prompt_lens = [], []
         for ex in examples:
-            media = [self.media_ids[0], *[slot] * self.projections[ex.modality].tokens, self.media_ids[1]] \
+            media = [self.media_ids[0], *[SLOT] * self.projections.tokens(ex.modality), self.media_ids[1]] \
                 if ex.modality is not None else []
             prompt = ex.head + media + ex.tail
             rows.append(prompt + ex.target)
@@ -134,17 +188,17 @@ class ModaVerseLite(nn.Module):
             mask[i, start:start + len(row)] = 1
             labels[i, start + prompt_len:start + len(row)] = ids[i, start + prompt_len:start + len(row)]
         ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-        slots = ids == slot
+        slots = ids == SLOT
         embeds = self.llm.get_input_embeddings()(ids.masked_fill(slots, self.tokenizer.pad_token_id))
         media = torch.zeros_like(embeds)
         for modality in {ex.modality for ex in examples} - {None}:
             which = [i for i, ex in enumerate(examples) if ex.modality == modality]
             table = features[modality][[examples[i].row for i in which]].to(device)
-            projected = self.projections[modality](table).to(embeds.dtype)  # [n, tokens, H]
+            projected = self.projections(modality, table).to(embeds.dtype)  # [n, tokens, H]
             media[which] = media[which].masked_scatter(slots[which].unsqueeze(-1), projected)
         embeds = torch.where(slots.unsqueeze(-1), media, embeds)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
-        return embeds, mask, positions, labels
+        return ModelInputs(embeds, mask, positions, labels, ids)
 
     def loss(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token loss over the target meta-responses of a batch.
@@ -152,11 +206,11 @@ class ModaVerseLite(nn.Module):
         The same loss as ``llm(..., labels=labels).loss``, but the output layer and softmax run only at the
         positions that predict a target token (about a third of them), not at every prompt and padding position.
         """
-        embeds, mask, positions, labels = self._batch(examples, features, left_pad=False)
-        causal_lm = self.llm.get_base_model()  # the LLM with the LoRA layers in it
-        hidden = causal_lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                 use_cache=False).last_hidden_state
-        targets = labels[:, 1:]
+        inputs = self.build_inputs(examples, features, left_pad=False)
+        causal_lm = self.llm.get_base_model()  # the LLM with the adapter's layers in it
+        hidden = causal_lm.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                 position_ids=inputs.position_ids, use_cache=False).last_hidden_state
+        targets = inputs.labels[:, 1:]
         scored = targets != -100  # position t predicts token t + 1
         logits = causal_lm.lm_head(hidden[:, :-1][scored])
         return F.cross_entropy(logits.float(), targets[scored])
@@ -166,10 +220,10 @@ class ModaVerseLite(nn.Module):
                  max_new_tokens: int = 24) -> list[str]:
         """Greedy meta-responses for a batch of examples (their targets, if any, are ignored)."""
         prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
-        embeds, mask, _, _ = self._batch(prompts, features, left_pad=True)
-        out = self.llm.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-                                eos_token_id=self.tokenizer.eos_token_id)
+        inputs = self.build_inputs(prompts, features, left_pad=True)
+        out = self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
         return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def parameter_counts(self) -> dict[str, int]:
@@ -180,6 +234,83 @@ class ModaVerseLite(nn.Module):
         llm_params = list(self.llm.parameters())
         proj_params = list(self.projections.parameters())
         return {"projections (trainable)": count(proj_params, True),
-                "LLM LoRA + new-token rows (trainable)": count(llm_params, True),
+                "LLM adapter + new-token rows (trainable)": count(llm_params, True),
                 "LLM frozen": count(llm_params, False) - count(llm_params, True),
                 "total": count(proj_params + llm_params, False)}
+
+    # ---- the checkpoint ---------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, info: dict | None = None, extra=None) -> Path:
+        """Write what was trained into ``directory``, atomically (``files.atomic_dir``); returns the folder.
+
+        The folder holds the adapter, the projections (safetensors), the tokenizer with its new tokens and
+        ``modaverse.json`` (this model's ``ModelConfig`` under ``"model"``, beside ``info``). ``extra(folder)``
+        may add files of its own to the same swap (training adds the optimizer state).
+        """
+        from safetensors.torch import save_file
+
+        with files.atomic_dir(directory) as tmp:
+            self.adapter.save(self.llm, tmp)
+            self.tokenizer.save_pretrained(tmp / "tokenizer")
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.projections.state_dict().items()},
+                      tmp / "projections.safetensors")
+            if extra is not None:
+                extra(tmp)
+            (tmp / INFO_FILE).write_text(json.dumps({**(info or {}), "model": self.config.to_dict()}, indent=2,
+                                                    default=str))
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> ModaVerseLite:
+        """A trained model from a checkpoint folder (or the run folder holding it), in eval mode."""
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ckpt = find_checkpoint(path)
+        config = ModelConfig.from_dict(checkpoint_info(ckpt).get("model"), f"{ckpt / INFO_FILE} ('model')")
+        llm_path = config.llm
+        if not Path(llm_path).exists() and config.llm_reference.startswith("zoo:"):
+            llm_path = str(zoo.ensure(config.llm_reference[4:]))  # the zoo moved (a new cache): rebuild it
+        try:
+            llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer")
+            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            model = cls(config, llm, tokenizer, add_tokens=False)
+            model.adapter.load(model.llm, ckpt)
+            model.projections.load_state_dict(load_file(ckpt / "projections.safetensors"))
+        except (OSError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt}: cannot load this checkpoint ({err})") from err
+        return model.eval()
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint folder at ``path``: itself, its ``checkpoint/``, or the last good one kept during a swap."""
+    path = Path(path)
+    for candidate in (path, path / CHECKPOINT, files.old_dir(path / CHECKPOINT)):
+        if (candidate / INFO_FILE).exists():
+            return candidate
+    raise CheckpointError(f"{path}: no checkpoint here (expected {INFO_FILE} in it or in {path / CHECKPOINT}); "
+                          "train one with `python -m modaverse_lite train --out DIR`")
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict:
+    """The ``modaverse.json`` of a checkpoint (or run) folder: the run's settings, history and metrics, and the
+    model's configuration under ``"model"``."""
+    file = find_checkpoint(path) / INFO_FILE
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{file}: cannot be read ({err}); the checkpoint is damaged: train it again") from err
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(info).__name__}")
+    return info
+
+
+def build_model(profile: str | Profile = "auto", seed: int = 0) -> ModaVerseLite:
+    """A fresh aligned model on the profile's LLM (adapter and projections initialised from ``seed``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = ModelConfig.from_profile(profile)
+    torch.manual_seed(seed)
+    llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(config.llm)
+    return ModaVerseLite(config, llm, tokenizer)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import world
+from . import media, world
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#55A868", "test": "#8172B2", "unseen": "#C44E52",
                  "phrasing": "#DD8452"}
@@ -35,20 +35,14 @@ def _done(fig):
 
 
 def _as_image(item) -> np.ndarray:
-    from . import media
-
     return media.load_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
 def _as_video(item, frames: int = world.VIDEO_FRAMES) -> np.ndarray:
-    from . import media
-
     return media.load_video(item, frames=frames) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
 def _as_audio(item, sample_rate: int) -> np.ndarray:
-    from . import media
-
     return media.load_audio(item, sample_rate) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
@@ -190,6 +184,25 @@ def media_html(item, modality: str, width: int = 96, sample_rate: int = world.SA
     if modality == "video":
         return animation_html(item, width=width)
     raise ValueError(f"unknown modality {modality!r}; expected one of {world.MODALITIES}")
+
+
+def input_html(record, root: str | os.PathLike, width: int = 64) -> str:
+    """A dataset record's input medium (under dataset folder ``root``) as inline HTML; "" for a text-only record."""
+    if not record.inputs:
+        return ""
+    modality = record.inputs[0]
+    return media_html(record.media_path(root, modality), modality, width)
+
+
+def target_html(record, width: int = 64, seed: int = 0) -> str:
+    """What a world renderer draws from a record's target prompt, as inline HTML; "" for a text target or a
+    prompt that is not a world caption."""
+    if record.target.modality == "text":
+        return ""
+    attributes = world.attributes_of(record.target.prompt, record.target.modality)
+    if attributes is None:
+        return ""
+    return media_html(world.render(record.target.modality, attributes, seed=seed).data, record.target.modality, width)
 
 
 # ---- the dataset -------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 * ``auto`` — ``gpu`` where CUDA is available, else ``tiny``.
 
 A checkpoint is a hub id (``"openai/clip-vit-base-patch32"``), a local folder in hub layout, or ``"zoo:NAME"``: the
-tiny zoo's folder NAME, built on first use (see ``zoo.py``).
+tiny zoo's folder NAME, built on first use (``zoo.checkpoint(profile, role)`` resolves it). Profiles are pure data:
+nothing here loads or builds anything.
 """
 
 from __future__ import annotations
@@ -66,17 +67,14 @@ class Profile:
     dataset_records: int = 12_000  # size of the default instruction dataset
     generator_steps: int = 25  # diffusion steps of the diffusers generators
     generator_kwargs: dict[str, dict] = field(default_factory=dict)  # per role: extra pipeline call arguments
+    aligner: str = "linear"  # the input side, by name (``aligners.INPUT_SIDES``)
+    adapter: str = "lora"  # how the LLM is tuned, by name (``aligners.ADAPTERS``)
 
-    def checkpoint(self, role: str) -> str:
-        """The hub id or local folder that fills ``role``; builds the tiny zoo entry on first use."""
+    def reference(self, role: str) -> str:
+        """The checkpoint reference that fills ``role``, as written above (a hub id, a folder or ``"zoo:NAME"``)."""
         if role not in CHECKPOINT_FIELDS:
             raise ProfileError(f"unknown checkpoint role {role!r}; expected one of {CHECKPOINT_FIELDS}")
-        ref = getattr(self.checkpoints, role)
-        if ref.startswith("zoo:"):
-            from . import zoo
-
-            return str(zoo.ensure(ref[4:]))
-        return ref
+        return getattr(self.checkpoints, role)
 
     def with_(self, **changes) -> Profile:
         """A copy with some settings changed: ``profile.with_(train=TrainSettings(steps=100))``."""
@@ -93,13 +91,8 @@ TINY = Profile(
         text_to_audio="world",  # "zoo:sd", "zoo:audioldm2", "zoo:text2video" are the tiny diffusers pipelines
         text_to_video="world",
     ),
-    video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (see model.Projection)
-    # A higher LoRA rank composes unseen attribute combinations better (r 4 / 16 / 32 / 64: unseen exact 0.57 / 0.76 /
-    # 0.86 / 0.85, seed 0, 1,500 steps, before CLAP learned one-attribute captions; after it, r 16 / 32: 0.90 / 0.93
-    # on seed 0 and 0.92 / 0.96 on seed 1 at 2,000 steps). r=128 diverged at this learning rate. 1,500 steps scored
-    # as well as 2,000 (unseen 0.93–0.98 on seeds 0–2) in three quarters of the time. Dropout 0: it cost 20 % of the
-    # step and did not help. `bench seeds` measures the spread over seeds.
-    lora=LoraSettings(r=32, alpha=64, dropout=0.0),
+    video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (docs/NOTES.md)
+    lora=LoraSettings(r=32, alpha=64, dropout=0.0),  # rank, steps and dropout as measured in docs/NOTES.md
     train=TrainSettings(steps=1500, batch_size=64, eval_every=500),
     generator_steps=2,
 )

@@ -5,7 +5,7 @@ instruction (+ medium) → LLM → meta-response → generator → **file on dis
 show the target? Each generated file is read back from disk (PNG / WAV / MP4) and re-encoded with the same frozen
 encoders the model reads its inputs with, then judged two ways:
 
-* **attributes** (the tiny profile, whose generators draw the synthetic world) — ``encode.AttributeProbes``, linear
+* **attributes** (the tiny profile, whose generators draw the synthetic world) — ``evaluate.AttributeProbes``, linear
   classifiers fitted on the frozen features of world media, read the colour / shape / direction or pitch / timbre
   off the re-encoded output, and we compare them with the world attributes of the record's target.
 * **similarity** (any profile) — cosine similarity between the output's embedding and the embedding of a prompt
@@ -40,53 +40,33 @@ from __future__ import annotations
 
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import dataset as ds
 from . import meta, world
+from .assistant import Assistant
 from .dispatch import Dispatcher
-from .pipeline import Assistant
+from .encode import encode, load_encoder
+from .evaluate import answer, attribute_probes
+from .records import SPLITS, read_records
 
 MEDIA = meta.MEDIA
-SPLITS = ("test", "unseen")
-
-
-@lru_cache(maxsize=4)
-def _fitted_probes(profile_name: str, n_train: int, seed: int):
-    from .encode import AttributeProbes
-
-    return AttributeProbes(profile_name, n_train=n_train, seed=seed)
-
-
-def attribute_probes(profile="tiny", n_train: int = 600, seed: int = 0):
-    """``encode.AttributeProbes`` for a profile, fitted once per process (a few seconds in the tiny profile)."""
-    from .profiles import get_profile
-
-    return _fitted_probes(get_profile(profile).name, int(n_train), int(seed))
 
 
 def choose_records(records, modality: str, split: str, n: int, seed: int = 0) -> list:
     """Up to ``n`` records of ``split`` whose target is ``modality``, a seeded random choice (always the same)."""
     pool = [r for r in records if r.split == split and r.target.modality == modality]
-    rng = np.random.default_rng([seed, MEDIA.index(modality), ds.SPLITS.index(split)])
+    rng = np.random.default_rng([seed, MEDIA.index(modality), SPLITS.index(split)])
     return [pool[i] for i in sorted(rng.permutation(len(pool))[:n])]
 
 
 def _target_attributes(record, modality: str) -> dict[str, str] | None:
     if modality in record.attributes:
         return dict(record.attributes[modality])
-    parsed = world.parse_caption(record.target.prompt)
-    return parsed[1] if parsed and parsed[0] == modality else None
-
-
-def _prompt_attributes(prompt: str, modality: str) -> dict[str, str] | None:
-    parsed = world.parse_caption(prompt)
-    return parsed[1] if parsed and parsed[0] == modality else None
+    return world.attributes_of(record.target.prompt, modality)
 
 
 def _share(flags: list) -> float | None:
@@ -104,8 +84,6 @@ def _pooled(features: torch.Tensor) -> torch.Tensor:
 
 def _score(assistant: Assistant, modality: str, records, responses: list[str], dispatcher: Dispatcher, probes,
            seed: int) -> dict:
-    from .encode import encode, load_encoder
-
     outputs = []  # (record index, output) for each generated file of the target modality
     routed = []
     for i, response in enumerate(responses):
@@ -118,7 +96,7 @@ def _score(assistant: Assistant, modality: str, records, responses: list[str], d
             outputs.append((i, first))
 
     targets = [_target_attributes(r, modality) for r in records]
-    asked = [_prompt_attributes(meta.parse(t).prompt, modality) if ok else None
+    asked = [world.attributes_of(meta.parse(t).prompt, modality) if ok else None
              for t, ok in zip(responses, routed)]
     n = len(records)
     result = {"n": n, "routed": _share(routed), "generated": _share([1] * len(outputs) + [0] * (n - len(outputs))),
@@ -156,14 +134,9 @@ def _score(assistant: Assistant, modality: str, records, responses: list[str], d
 
 
 def _responses(assistant: Assistant, records, data_dir: Path, progress: bool = False) -> list[str]:
-    """The LLM's meta-responses to ``records``, in batches, from the dataset's (cached) media features."""
-    from .train import examples_for, media_features, predict
-
-    features, rows = media_features(records, data_dir, assistant.profile, progress=progress)
-    device = next(assistant.model.parameters()).device
-    features = {m: f.to(device) for m, f in features.items()}
-    examples = examples_for(assistant.model, records, rows, with_targets=False)
-    return predict(assistant.model, examples, features, max_new_tokens=assistant.max_new_tokens, progress=progress)
+    """The LLM's meta-responses to ``records``, from the dataset's (cached) media features."""
+    return answer(assistant.model, records, data_dir, assistant.profile, max_new_tokens=assistant.max_new_tokens,
+                  progress=progress)
 
 
 def roundtrip_eval(checkpoint: str | os.PathLike | Assistant, data_dir: str | os.PathLike | None = None,
@@ -176,18 +149,18 @@ def roundtrip_eval(checkpoint: str | os.PathLike | Assistant, data_dir: str | os
     defaults to the dataset the checkpoint was trained on; ``split`` is "test" (held-out media of attribute
     combinations seen in training). With ``unseen=True`` each
     modality's dict also holds an ``"unseen"`` dict: the same metrics on the ``unseen`` split (combinations never
-    seen in training). ``probes``: None fits ``encode.AttributeProbes`` in the tiny profile only, True always,
+    seen in training). ``probes``: None fits ``evaluate.AttributeProbes`` in the tiny profile only, True always,
     False never; or pass fitted probes. ``registry`` replaces the assistant's generators (e.g. to measure the
     tiny diffusers pipelines). Files go to a temporary folder unless ``out_dir`` is given.
     See the module docstring for the meaning of each number.
     """
-    if split not in ds.SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {ds.SPLITS}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if n_per_modality < 1:
         raise ValueError(f"n_per_modality must be at least 1, got {n_per_modality}")
     assistant = checkpoint if isinstance(checkpoint, Assistant) else Assistant(checkpoint)
     data_dir = Path(data_dir or assistant.info["data_dir"])
-    records = ds.read_records(data_dir)
+    records = read_records(data_dir)
     if probes is None:
         probes = assistant.profile.name == "tiny"
     if probes is True:

@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 
 from . import media, plots
+from .assistant import world_example
+from .dispatch import Dispatcher
 from .errors import ModaVerseError
 from .files import atomic_path
 
@@ -42,7 +44,7 @@ def output_html(output, width: int = 128) -> str:
 
 
 def reply_rows(replies, media_inputs=None, width: int = 128) -> list[dict]:
-    """Table rows for ``pipeline.Reply`` objects: instruction, input medium, meta-response, outputs, seconds.
+    """Table rows for ``assistant.Reply`` objects: instruction, input medium, meta-response, outputs, seconds.
 
     ``media_inputs`` lists, for each reply, what was passed with it (``{"image": array_or_path}``, ``{}`` or None).
     """
@@ -66,8 +68,6 @@ def generator_table(replies, registries: dict, out_dir: str | os.PathLike, seed:
 
     ``registries`` maps a column title to a ``dispatch.Registry``; files are written under ``out_dir``.
     """
-    from .dispatch import Dispatcher
-
     dispatchers = {name: Dispatcher(registry, out_dir) for name, registry in registries.items()}
     rows = []
     for reply in replies:
@@ -124,8 +124,6 @@ class Demo:
         if self.example.value is None:
             return {}
         modality, caption = self.example.value
-        from .pipeline import world_example
-
         return {modality: world_example(modality, caption, seed=self.seed)}
 
     def ask(self):
@@ -155,5 +153,5 @@ class Demo:
 
 
 def demo(assistant, instruction: str = "Draw a red circle.", seed: int = 0) -> Demo:
-    """The interactive demo for ``assistant`` (a ``pipeline.Assistant``); the last line of a cell shows it."""
+    """The interactive demo for ``assistant`` (a ``assistant.Assistant``); the last line of a cell shows it."""
     return Demo(assistant, instruction, seed=seed)

@@ -110,6 +110,13 @@ def parse_caption(text: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
+def attributes_of(text: str, modality: str) -> dict[str, str] | None:
+    """The world attributes of ``text`` if it is a caption of world ``modality``, else None:
+    ``attributes_of("a red circle", "image")`` → ``{"colour": "red", "shape": "circle"}``; ``(..., "audio")`` → None."""
+    parsed = parse_caption(text) if isinstance(text, str) else None
+    return parsed[1] if parsed is not None and parsed[0] == modality else None
+
+
 def combinations(modality: str, split: str = "all") -> list[tuple[str, ...]]:
     """Every attribute combination of a modality: ``split`` is "seen" (trainable), "unseen" or "all"."""
     if split not in ("seen", "unseen", "all"):

@@ -20,7 +20,7 @@ def tiny_zoo():
 @pytest.fixture(scope="session")
 def world_data(tiny_zoo):
     """The default tiny world dataset (built once into the cache)."""
-    from modaverse_lite.train import default_dataset
+    from modaverse_lite.dataset import default_dataset
 
     return default_dataset("tiny", seed=0)
 
@@ -31,5 +31,5 @@ def short_run(world_data, tmp_path_factory):
     from modaverse_lite.train import TrainConfig, align_train
 
     out = tmp_path_factory.mktemp("short_run")
-    return align_train(TrainConfig(profile="tiny", out_dir=str(out), steps=40, eval_every=20, eval_items=30,
-                                   progress=False))
+    return align_train(TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=out, steps=40, eval_every=20,
+                                                eval_items=30, progress=False))

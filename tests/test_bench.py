@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from modaverse_lite import dataset as ds
+from modaverse_lite import records as ds
 from modaverse_lite.bench import _merged, _one_by_one, _reference_inputs, bench_align, bench_seeds
 from modaverse_lite.encode import load_encoder
-from modaverse_lite.train import build_model, mixed_precision
+from modaverse_lite.model import build_model
+from modaverse_lite.train import mixed_precision
 
 
 def test_bench_align_reports_each_loop_its_stages_and_the_ratios(world_data):

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modaverse_lite import dataset, media, meta, world
+from modaverse_lite import dataset, instructions, media, meta, world
 from modaverse_lite.__main__ import main
-from modaverse_lite.dataset import HELD_OUT, PAIRS, SPLITS, TEMPLATES, Record
 from modaverse_lite.errors import DatasetError
+from modaverse_lite.instructions import HELD_OUT, PAIRS, TEMPLATES
+from modaverse_lite.records import SPLITS, Record, check_dataset, read_records, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 130  # two records per pair in every held-out split, the rest train
@@ -24,7 +25,7 @@ N = 130  # two records per pair in every held-out split, the rest train
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("world") / "ds"
-    summary = dataset.build_world_dataset(out, "tiny", seed=3, records=N, progress=False)
+    summary = dataset.build_world_dataset(out, seed=3, records=N, progress=False)
     return out, summary
 
 
@@ -39,15 +40,15 @@ def _combo(modality: str, attributes: dict[str, str]) -> tuple[str, ...]:
 # ---- schema ------------------------------------------------------------------------------------------------
 def test_record_round_trip(built, tmp_path):
     out, _ = built
-    records = dataset.read_records(out)
+    records = read_records(out)
     assert len(records) == N
     for r in records:
         assert Record.from_dict(json.loads(r.to_json())) == r
-        parsed = meta.parse(dataset.response(r))
+        parsed = meta.parse(r.response())
         assert parsed.ok and (parsed.modality, parsed.prompt) == (r.target.modality, r.target.prompt)
-    copy = dataset.write_records(records, tmp_path / "copy.jsonl")
+    copy = write_records(records, tmp_path / "copy.jsonl")
     assert copy.read_bytes() == (out / "records.jsonl").read_bytes()
-    assert [r.split for r in dataset.read_records(out, split="unseen")] == ["unseen"] * sum(
+    assert [r.split for r in read_records(out, split="unseen")] == ["unseen"] * sum(
         r.split == "unseen" for r in records)
     with pytest.raises(DatasetError, match="missing key 'target'"):
         Record.from_dict({k: v for k, v in records[0].to_dict().items() if k != "target"})
@@ -55,7 +56,7 @@ def test_record_round_trip(built, tmp_path):
 
 def test_record_media_path(built):
     out, _ = built
-    r = next(r for r in dataset.read_records(out) if r.inputs == ["audio"])
+    r = next(r for r in read_records(out) if r.inputs == ["audio"])
     assert r.media_path(out, "audio").is_file()
     with pytest.raises(DatasetError, match="no image input"):
         r.media_path(out, "image")
@@ -77,7 +78,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(built, tmp_path)
     assert any(k.endswith(".gif") for k in a) and any(k.endswith(".wav") for k in a)
     assert a == b
     other = tmp_path / "other"
-    dataset.build_world_dataset(other, "tiny", seed=4, records=N, progress=False)
+    dataset.build_world_dataset(other, seed=4, records=N, progress=False)
     assert (other / "records.jsonl").read_bytes() != (out / "records.jsonl").read_bytes()
 
 
@@ -85,7 +86,7 @@ def test_every_pair_in_every_split_with_correct_targets(built):
     out, summary = built
     assert len(PAIRS) == 13 and len(set(PAIRS)) == 13
     assert set(TEMPLATES) == set(PAIRS)
-    records = dataset.read_records(out)
+    records = read_records(out)
     assert summary["records"] == len(records) == N
     for split in SPLITS:
         assert {r.pair for r in records if r.split == split} == set(PAIRS), split
@@ -93,7 +94,7 @@ def test_every_pair_in_every_split_with_correct_targets(built):
     assert manifest["seed"] == 3 and manifest["pairs"] == summary["pairs"]
     assert sum(manifest["splits"].values()) == N and all(manifest["pairs"][p] > 0 for p in PAIRS)
     for r in records:
-        assert r.pair == dataset.pair_name(r.inputs, r.target.modality)
+        assert r.pair == instructions.pair_name(r.inputs, r.target.modality)
         assert set(r.captions) == set(r.attributes)
         for m, a in r.attributes.items():
             assert r.captions[m] == world.caption(m, a)
@@ -115,19 +116,19 @@ def test_every_pair_in_every_split_with_correct_targets(built):
 
 def test_phrasing_split_uses_only_held_out_templates(built):
     out, _ = built
-    for r in dataset.read_records(out):
+    for r in read_records(out):
         fills = [{"caption": c, "direction": d} for c in [*r.captions.values(), ""] for d in world.DIRECTIONS]
         used = {t for t in TEMPLATES[r.pair] for f in fills if t.format(**f) == r.instruction}
         assert len(used) >= 1, r.instruction
         assert all((t in HELD_OUT[r.pair]) == (r.split == "phrasing") for t in used), (r.split, r.instruction)
     for pair in PAIRS:
-        assert HELD_OUT[pair] and dataset.train_templates(pair)
+        assert HELD_OUT[pair] and instructions.train_templates(pair)
         assert len(TEMPLATES[pair]) >= 8
 
 
 def test_unseen_split_holds_only_unseen_combinations_and_train_none(built):
     out, _ = built
-    records = dataset.read_records(out)
+    records = read_records(out)
     for r in records:
         combos = [(m, _combo(m, a)) for m, a in r.attributes.items()]
         if r.split == "unseen":
@@ -147,12 +148,12 @@ def test_unseen_split_holds_only_unseen_combinations_and_train_none(built):
 
 def test_too_few_records_and_foreign_folder_refused(tmp_path):
     with pytest.raises(DatasetError, match="at least 65"):
-        dataset.build_world_dataset(tmp_path / "x", "tiny", records=20, progress=False)
+        dataset.build_world_dataset(tmp_path / "x", records=20, progress=False)
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(DatasetError, match="not empty"):
-        dataset.build_world_dataset(foreign, "tiny", records=65, progress=False)
+        dataset.build_world_dataset(foreign, records=65, progress=False)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -162,13 +163,13 @@ def test_paraphrase_hook(tmp_path):
             raise RuntimeError("rate limited")
         return "" if text.startswith("Paint") else "Please, " + text[0].lower() + text[1:]
 
-    summary = dataset.build_world_dataset(tmp_path / "p", "tiny", seed=1, records=65, paraphrase=paraphrase,
+    summary = dataset.build_world_dataset(tmp_path / "p", seed=1, records=65, paraphrase=paraphrase,
                                           progress=False)
-    records = dataset.read_records(tmp_path / "p")
+    records = read_records(tmp_path / "p")
     kept = [r for r in records if r.instruction.startswith(("Draw", "Paint"))]
     assert summary["paraphrase_failures"] == len(kept) > 0
     assert all(r.instruction.startswith("Please, ") for r in records if r not in kept)
-    assert dataset.check_dataset(tmp_path / "p").ok
+    assert check_dataset(tmp_path / "p").ok
 
 
 # ---- the checker -------------------------------------------------------------------------------------------
@@ -238,8 +239,8 @@ def test_check_reports_every_planted_problem_with_its_line(built, tmp_path, caps
         assert f"line {line}" in text
 
     with pytest.raises(DatasetError, match=r"records\.jsonl:\d+"):
-        dataset.read_records(bad)
-    assert len(dataset.read_records(bad, strict=False)) == N - 7  # lines with a broken structure are skipped
+        read_records(bad)
+    assert len(read_records(bad, strict=False)) == N - 7  # lines with a broken structure are skipped
 
 
 def test_check_of_a_missing_dataset(tmp_path, capsys):
@@ -291,9 +292,9 @@ def test_build_from_captions(tmp_path, kind):
     assert len(summary["skipped"]) == 3 + (kind == "jsonl")  # broken, missing, empty caption (+ bad JSON)
     for name in ("broken.png", "missing.wav"):
         assert any(name in s for s in summary["skipped"])
-    report = dataset.check_dataset(out)
+    report = check_dataset(out)
     assert report.ok, report.format()
-    records = dataset.read_records(out)
+    records = read_records(out)
     captions = {c for f, c in rows[:5]}
     assert {r.captions[next(iter(r.captions))] for r in records} == captions
     for r in records:

@@ -7,19 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from modaverse_lite import dispatch, media, world
-from modaverse_lite.dispatch import (
-    DiffusersGenerator,
-    Dispatcher,
-    Generator,
-    Output,
-    Registry,
-    WorldRenderer,
-    bench_dispatch,
-    check_checkpoint,
-    registry_for,
-)
+from modaverse_lite import dispatch, media, world, zoo
+from modaverse_lite.bench import bench_dispatch
+from modaverse_lite.dispatch import Dispatcher, Output, Registry, registry_for
 from modaverse_lite.errors import CheckpointError, GeneratorError
+from modaverse_lite.generators import DiffusersGenerator, Generator, WorldRenderer, check_checkpoint
 from modaverse_lite.meta import format_segments, parse
 from modaverse_lite.profiles import TINY, Checkpoints
 
@@ -80,6 +72,34 @@ def test_generator_output_is_checked():
         Broken("image", "broken").generate("x")
 
 
+def test_a_failed_load_is_remembered_not_retried(tmp_path):
+    class Flaky(Generator):
+        attempts = 0
+
+        def _load(self):
+            self.attempts += 1
+            if self.attempts == 1:  # would succeed on a retry: it must not be retried
+                raise CheckpointError(f"no checkpoint for {self.name!r} (attempt {self.attempts})")
+
+        def _generate(self, prompt, seed):
+            return np.zeros((4, 4, 3), np.uint8)
+
+    gen = Flaky("image", "flaky")
+    with pytest.raises(CheckpointError) as first:
+        gen.generate("a red circle")
+    for call in (gen.generate, lambda prompt: gen.load()):
+        with pytest.raises(CheckpointError) as again:
+            call("a red circle")
+        assert type(again.value) is type(first.value) and str(again.value) == str(first.value)
+        assert "attempt 1" in str(again.value)
+    assert gen.attempts == 1 and gen.loads == 0 and gen.load_error is first.value
+
+    registry = Registry()  # through the dispatcher: each segment reports the same error, the load is tried once
+    registry.register("image", gen)
+    outputs = Dispatcher(registry, tmp_path)("Modality: [IMAGE] Prompt: a\nModality: [IMAGE] Prompt: b")
+    assert [o.error for o in outputs] == [str(first.value)] * 2 and gen.attempts == 1
+
+
 # ---- registry ---------------------------------------------------------------------------------------------------
 def test_registry_only_knows_registered_keys():
     registry = Registry()
@@ -115,7 +135,7 @@ def test_generators_are_made_and_loaded_once(tmp_path):
 
 def test_registry_for_builds_nothing_until_used(monkeypatch):
     resolved = []
-    monkeypatch.setattr(type(TINY), "checkpoint", lambda self, role: resolved.append(role) or "/nonexistent")
+    monkeypatch.setattr(zoo, "checkpoint", lambda profile, role: resolved.append(role) or "/nonexistent")
     profile = TINY.with_(checkpoints=Checkpoints("zoo:clip", "zoo:clap", "zoo:llm", "zoo:sd", "world", "world"))
     registry = registry_for(profile)
     assert registry.modalities == ["audio", "image", "video"] and resolved == []
@@ -231,12 +251,12 @@ def test_missing_or_incomplete_checkpoint(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_pipelines(tmp_path_factory):
-    from modaverse_lite import tiny_generators
+    from modaverse_lite.zoo import diffusers as tiny_diffusers
 
     root = tmp_path_factory.mktemp("pipelines")
-    return {"image": tiny_generators.build_text_to_image(root / "sd"),
-            "audio": tiny_generators.build_text_to_audio(root / "audioldm2"),
-            "video": tiny_generators.build_text_to_video(root / "text2video")}
+    return {"image": tiny_diffusers.build_text_to_image(root / "sd"),
+            "audio": tiny_diffusers.build_text_to_audio(root / "audioldm2"),
+            "video": tiny_diffusers.build_text_to_video(root / "text2video")}
 
 
 def test_tiny_diffusers_pipelines_through_the_dispatcher(tiny_pipelines, tmp_path):

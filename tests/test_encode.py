@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from modaverse_lite import encode, media, world
+from modaverse_lite import encode, evaluate, media, world
 from modaverse_lite.errors import MediaError
 
 
@@ -53,7 +53,7 @@ def test_bad_inputs_name_the_problem(tiny_zoo, tmp_path):
 
 def test_frozen_features_are_linearly_informative(tiny_zoo):
     """The issue's bar: held-out linear-probe accuracy ≥ 0.95 for every world attribute."""
-    scores = encode.linear_probe("tiny", seed=0)
+    scores = evaluate.linear_probe("tiny", seed=0)
     assert set(scores) == {f"{m}.{a}" for m in world.MODALITIES for a in world.ATTRIBUTES[m]}
     assert min(scores.values()) >= 0.95, scores
 

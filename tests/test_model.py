@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from modaverse_lite.model import MEDIA_END, MEDIA_START, Projection
-from modaverse_lite.train import build_model
+from modaverse_lite.aligners import Projection
+from modaverse_lite.model import MEDIA_END, MEDIA_START, build_model
 
 
 def test_projection_shapes_and_order():
@@ -41,7 +41,8 @@ def test_only_the_meta_response_is_in_the_loss(model):
     examples = [model.tokenize("Describe this video.", "video", 2, "Modality: [TEXT] Prompt: a red circle moving up"),
                 model.tokenize("Draw a red circle.", None, -1, "Modality: [IMAGE] Prompt: a red circle"),
                 model.tokenize("What is this?", "image", 0, "Modality: [TEXT] Prompt: a blue square")]
-    embeds, mask, positions, labels = model._batch(examples, features, left_pad=False)
+    inputs = model.build_inputs(examples, features, left_pad=False)
+    mask, positions, labels = inputs.attention_mask, inputs.position_ids, inputs.labels
     assert (labels != -100).sum().item() == sum(len(e.target) for e in examples)
     for row, ex in zip(labels, examples):
         assert row[row != -100].tolist() == ex.target
@@ -75,7 +76,8 @@ def test_media_tokens_setting_gives_an_image_several_slots(tiny_zoo):
     model = build_model(TINY.with_(media_tokens=3), seed=0)
     features = {"image": torch.randn(2, model.feature_dims["image"])}
     examples = [model.tokenize("Describe this image.", "image", 1, "Modality: [TEXT] Prompt: a red circle")]
-    embeds, mask, _, _ = model._batch(examples, features, left_pad=False)
+    inputs = model.build_inputs(examples, features, left_pad=False)
+    embeds, mask = inputs.inputs_embeds, inputs.attention_mask
     start = len(examples[0].head) + 1  # after <Media>
     projected = model.projections["image"](features["image"][1:2])[0]
     assert torch.allclose(embeds[0, start:start + 3], projected)

@@ -164,11 +164,11 @@ def test_run_names_the_notebook_and_cell_that_failed(tmp_path, monkeypatch):
 
 def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
     """Every notebook, in order, in the tiny profile with TEST_PARAMETERS: any error in any cell fails."""
-    from modaverse_lite import train, zoo
+    from modaverse_lite import files
 
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "zoo").symlink_to(zoo.cache_dir() / "zoo", target_is_directory=True)  # share the built zoo only
+    (cache / "zoo").symlink_to(files.cache_dir() / "zoo", target_is_directory=True)  # share the built zoo only
     monkeypatch.setenv("MODAVERSE_CACHE", str(cache))
     runs = tutorial.run_notebooks(tmp_path / "runs", TEST_PARAMETERS, progress=False)
     assert [r["name"] for r in runs] == NOTEBOOK_IDS
@@ -181,7 +181,7 @@ def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
         rich = {"image/png", "text/html"}
         shown = sum(bool(rich & set(o.get("data", {}))) for c in code for o in c.outputs)
         assert shown, f"{run['name']} shows no figure, media or table"
-    checkpoint = train.default_run_dir("tiny", 0) / "checkpoint"
+    checkpoint = files.default_run_dir("tiny", 0) / "checkpoint"
     saved = json.loads((checkpoint / "modaverse.json").read_text())
     assert saved["step"] == TEST_PARAMETERS["steps"] and saved["batch_size"] == TEST_PARAMETERS["batch_size"]
     timings = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in runs)

@@ -1,6 +1,6 @@
 import pytest
 
-from modaverse_lite import profiles
+from modaverse_lite import profiles, zoo
 from modaverse_lite.errors import ProfileError
 
 
@@ -23,12 +23,12 @@ def test_unknown_names_are_clear():
     with pytest.raises(ProfileError, match="'huge'"):
         profiles.get_profile("huge")
     with pytest.raises(ProfileError, match="unknown checkpoint role 'vocoder'"):
-        profiles.TINY.checkpoint("vocoder")
+        profiles.TINY.reference("vocoder")
 
 
 def test_hub_ids_pass_through_and_with_changes_one_field():
     gpu = profiles.get_profile("gpu")
-    assert gpu.checkpoint("llm") == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert zoo.checkpoint(gpu, "llm") == gpu.reference("llm") == "Qwen/Qwen2.5-0.5B-Instruct"
     changed = gpu.with_(video_tokens=2)
     assert changed.video_tokens == 2 and gpu.video_tokens == 4 and changed.checkpoints == gpu.checkpoints
 

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from modaverse_lite import dataset as ds
+from modaverse_lite import records as ds
 from modaverse_lite import roundtrip, world
-from modaverse_lite.pipeline import Assistant
+from modaverse_lite.assistant import Assistant
+from modaverse_lite.evaluate import attribute_probes
 from modaverse_lite.roundtrip import (
-    attribute_probes,
     choose_records,
     format_roundtrip,
     roundtrip_eval,

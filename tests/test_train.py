@@ -6,18 +6,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from modaverse_lite import dataset as ds
+from modaverse_lite import records as ds
 from modaverse_lite.errors import CheckpointError, DatasetError
-from modaverse_lite.model import ModaVerseLite
-from modaverse_lite.train import (
-    TrainConfig,
-    align_train,
-    examples_for,
-    load_checkpoint,
-    media_features,
-    predict,
-    save_checkpoint,
-)
+from modaverse_lite.evaluate import answer
+from modaverse_lite.model import ModaVerseLite, checkpoint_info
+from modaverse_lite.train import TrainConfig, align_train
+
+
+def load_checkpoint(path):
+    return ModaVerseLite.from_pretrained(path), checkpoint_info(path)
+
+
+def save_checkpoint(model, run_dir, info):
+    return model.save_pretrained(Path(run_dir) / "checkpoint", info)
 
 
 def _held_out(data_dir, n=50):
@@ -31,7 +32,7 @@ def test_checkpoint_holds_only_what_was_trained_in_safetensors(short_run):
             "optimizer.safetensors"} <= names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))]
     adapter = ckpt / "adapter" / "adapter_model.safetensors"
-    llm = Path(json.loads((ckpt / "modaverse.json").read_text())["llm"]) / "model.safetensors"
+    llm = Path(json.loads((ckpt / "modaverse.json").read_text())["model"]["llm"]) / "model.safetensors"
     assert adapter.stat().st_size < llm.stat().st_size / 3  # the adapter, not the LLM
     info = json.loads((ckpt / "modaverse.json").read_text())
     assert info["step"] == 40 and len(info["history"]) == 40 and [e["step"] for e in info["evals"]] == [20, 40]
@@ -39,16 +40,13 @@ def test_checkpoint_holds_only_what_was_trained_in_safetensors(short_run):
 
 def test_save_then_load_in_a_fresh_process_gives_identical_answers(short_run, world_data):
     records = _held_out(world_data)
-    features, rows = media_features(records, world_data, "tiny", progress=False)
-    expected = predict(short_run.model, examples_for(short_run.model, records, rows, False), features)
+    expected = answer(short_run.model, records, world_data, "tiny")
     script = (
         "import json, sys\n"
-        "from modaverse_lite import dataset as ds\n"
-        "from modaverse_lite.train import load_checkpoint, media_features, examples_for, predict\n"
-        "model, info = load_checkpoint(sys.argv[1])\n"
-        "records = [r for r in ds.read_records(sys.argv[2]) if r.split in ('val', 'unseen')][:50]\n"
-        "features, rows = media_features(records, sys.argv[2], 'tiny', progress=False)\n"
-        "print(json.dumps(predict(model, examples_for(model, records, rows, False), features)))\n")
+        "import modaverse_lite as mv\n"
+        "model = mv.ModaVerseLite.from_pretrained(sys.argv[1])\n"
+        "records = [r for r in mv.read_records(sys.argv[2]) if r.split in ('val', 'unseen')][:50]\n"
+        "print(json.dumps(mv.answer(model, records, sys.argv[2], 'tiny')))\n")
     out = subprocess.run([sys.executable, "-c", script, str(short_run.checkpoint), str(world_data)],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
@@ -56,8 +54,8 @@ def test_save_then_load_in_a_fresh_process_gives_identical_answers(short_run, wo
 
 
 def test_resume_continues_the_same_run(world_data, tmp_path, monkeypatch):
-    config = dict(profile="tiny", steps=12, eval_every=6, eval_items=10, progress=False, seed=1)
-    straight = align_train(TrainConfig(out_dir=str(tmp_path / "a"), **config))
+    config = dict(data_dir=world_data, steps=12, eval_every=6, eval_items=10, progress=False, seed=1)
+    straight = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
 
     real, calls = ModaVerseLite.loss, []
 
@@ -69,18 +67,18 @@ def test_resume_continues_the_same_run(world_data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ModaVerseLite, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+        align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
     monkeypatch.setattr(ModaVerseLite, "loss", real)
     assert json.loads((tmp_path / "b" / "checkpoint" / "modaverse.json").read_text())["step"] == 6
-    resumed = align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+    resumed = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
     assert [s for s, _ in resumed.history] == list(range(1, 13))
     assert [loss for _, loss in resumed.history] == pytest.approx([loss for _, loss in straight.history], rel=1e-4)
 
 
 def test_same_seed_same_curve(world_data, tmp_path):
-    config = dict(profile="tiny", steps=5, eval_every=5, eval_items=5, progress=False, seed=3)
-    a = align_train(TrainConfig(out_dir=str(tmp_path / "a"), **config))
-    b = align_train(TrainConfig(out_dir=str(tmp_path / "b"), **config))
+    config = dict(data_dir=world_data, steps=5, eval_every=5, eval_items=5, progress=False, seed=3)
+    a = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
+    b = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
     assert a.history == b.history
 
 
@@ -102,12 +100,13 @@ def test_an_interrupted_save_keeps_the_last_good_checkpoint(short_run, tmp_path,
         assert torch.equal(a, b), name
 
 
-def test_missing_checkpoint_and_mismatched_resume_are_clear(short_run, tmp_path):
+def test_missing_checkpoint_and_mismatched_resume_are_clear(short_run, world_data, tmp_path):
     with pytest.raises(CheckpointError, match=str(tmp_path)):
         load_checkpoint(tmp_path)
     run_dir = Path(short_run.checkpoint).parent
     with pytest.raises(CheckpointError, match="belongs to another run"):
-        align_train(TrainConfig(profile="tiny", out_dir=str(run_dir), seed=99, steps=41, progress=False))
+        align_train(TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=run_dir, seed=99,
+                                             steps=41, progress=False))
 
 
 def test_a_dataset_without_training_records_is_refused(world_data, tmp_path):
@@ -115,5 +114,4 @@ def test_a_dataset_without_training_records_is_refused(world_data, tmp_path):
     (tmp_path / "media").symlink_to(Path(world_data) / "media")
     ds.write_records(records, tmp_path)
     with pytest.raises(DatasetError, match="no records in the 'train' split"):
-        align_train(TrainConfig(profile="tiny", data_dir=str(tmp_path), out_dir=str(tmp_path / "run"),
-                                progress=False))
+        align_train(TrainConfig.from_profile("tiny", data_dir=tmp_path, out_dir=tmp_path / "run", progress=False))

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from modaverse_lite import encode, world, zoo
 from modaverse_lite.errors import CheckpointError
 from modaverse_lite.profiles import TINY
+from modaverse_lite.zoo import pretrain
 
 
 def test_zoo_entries_are_real_transformers_classes(tiny_zoo):
@@ -27,14 +28,14 @@ def test_second_call_loads_the_cache_without_rebuilding(tiny_zoo):
 
 def test_a_recipe_change_gets_a_new_folder(monkeypatch):
     before = zoo.path("llm")
-    monkeypatch.setitem(zoo.RECIPES, "llm", {**zoo.RECIPES["llm"], "steps": 7})
+    monkeypatch.setitem(pretrain.RECIPES, "llm", {**pretrain.RECIPES["llm"], "steps": 7})
     assert zoo.path("llm") != before and zoo.path("llm").parent == before.parent
 
 
 def test_build_is_deterministic(tmp_path):
-    recipe = {**zoo.RECIPES["llm"], "steps": 3, "copies": 40}
+    recipe = {**pretrain.RECIPES["llm"], "steps": 3, "copies": 40}
     for name in ("a", "b"):
-        zoo.build_llm(tmp_path / name, recipe)
+        pretrain.build_llm(tmp_path / name, recipe)
     a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
@@ -100,7 +101,7 @@ def test_llm_hub_layout_round_trip(tiny_zoo, tmp_path):
 
 
 def test_tone_captions_name_one_attribute_each():
-    assert zoo.tone_captions({"pitch": "low", "timbre": "sawtooth"}) == ["a low tone", "a sawtooth tone"]
+    assert pretrain.tone_captions({"pitch": "low", "timbre": "sawtooth"}) == ["a low tone", "a sawtooth tone"]
 
 
 def test_clap_knows_each_attribute_of_a_tone_by_name(tiny_zoo):

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from modaverse_lite import media, meta, world
-from modaverse_lite.dispatch import Output, Registry, WorldRenderer
+from modaverse_lite.assistant import Assistant, Reply, default_checkpoint, world_example
+from modaverse_lite.dispatch import Output, Registry
 from modaverse_lite.errors import CheckpointError, MediaError, ModaVerseError
-from modaverse_lite.pipeline import Assistant, Reply, default_checkpoint, world_example
+from modaverse_lite.generators import WorldRenderer
 
 MULTI = meta.format_segments([("text", "Here you are."), ("image", "a red circle"), ("audio", "a high sine tone"),
                               ("video", "a blue square moving up")])
@@ -110,17 +111,19 @@ def test_a_missing_checkpoint_is_a_checkpoint_error(tmp_path):
 
 
 def test_default_checkpoint_reuses_notebook_02s_run_and_trains_only_when_missing(short_run, monkeypatch, tmp_path):
-    from modaverse_lite import train
+    from modaverse_lite import assistant as module
 
-    monkeypatch.setattr(train, "default_run_dir", lambda profile, seed: short_run.checkpoint.parent)
-    monkeypatch.setattr(train, "align_train", lambda config: pytest.fail("trained although a checkpoint exists"))
+    monkeypatch.setattr(module, "default_run_dir", lambda profile, seed: short_run.checkpoint.parent)
+    monkeypatch.setattr(module, "align_train", lambda config: pytest.fail("trained although a checkpoint exists"))
     assert default_checkpoint("tiny", 0, steps=5) == short_run.checkpoint
     configs = []
-    monkeypatch.setattr(train, "default_run_dir", lambda profile, seed: tmp_path / f"run-{seed}")
-    monkeypatch.setattr(train, "align_train",
+    monkeypatch.setattr(module, "default_run_dir", lambda profile, seed: tmp_path / f"run-{seed}")
+    monkeypatch.setattr(module, "default_dataset", lambda profile, seed: tmp_path / f"data-{seed}")
+    monkeypatch.setattr(module, "align_train",
                         lambda config: configs.append(config) or SimpleNamespace(checkpoint=tmp_path / "made"))
     assert default_checkpoint("tiny", 3, steps=5) == tmp_path / "made"
-    assert [(c.out_dir, c.seed, c.steps, c.profile) for c in configs] == [(str(tmp_path / "run-3"), 3, 5, "tiny")]
+    assert [(c.out_dir, c.seed, c.steps, c.profile.name) for c in configs] == [(str(tmp_path / "run-3"), 3, 5,
+                                                                                "tiny")]
 
 
 def test_world_example_reads_captions():

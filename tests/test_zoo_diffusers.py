@@ -1,4 +1,4 @@
-"""The tiny text-to-X generators: real diffusers pipelines, built here, saved, loaded back by path and run."""
+"""The tiny zoo's text-to-X generators: real diffusers pipelines, built here, saved, loaded back by path and run."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modaverse_lite import tiny_generators as tg
 from modaverse_lite import world
 from modaverse_lite.errors import CheckpointError
+from modaverse_lite.zoo import diffusers as zd
+from modaverse_lite.zoo import text as zt
 
-BUILDERS = {"image": tg.build_text_to_image, "audio": tg.build_text_to_audio, "video": tg.build_text_to_video}
+BUILDERS = {"image": zd.build_text_to_image, "audio": zd.build_text_to_audio, "video": zd.build_text_to_video}
 CLASSES = {"image": "StableDiffusionPipeline", "audio": "AudioLDM2Pipeline", "video": "AnimateDiffPipeline"}
 
 
@@ -114,7 +115,7 @@ def test_build_is_deterministic(built, tmp_path, name):
 
 
 def test_seed_changes_the_weights(built, tmp_path):
-    other = tg.build_text_to_image(tmp_path / "image", seed=1)
+    other = zd.build_text_to_image(tmp_path / "image", seed=1)
     a = load_file(built["image"] / "unet" / "diffusion_pytorch_model.safetensors")
     b = load_file(other / "unet" / "diffusion_pytorch_model.safetensors")
     assert any(not torch.equal(a[k], b[k]) for k in a)
@@ -122,9 +123,9 @@ def test_seed_changes_the_weights(built, tmp_path):
 
 def test_rebuild_replaces_the_folder_and_leaves_no_temporaries(tmp_path):
     out = tmp_path / "sd"
-    tg.build_text_to_image(out)
+    zd.build_text_to_image(out)
     (out / "stale.txt").write_text("from an older build")
-    assert tg.build_text_to_image(out) == out
+    assert zd.build_text_to_image(out) == out
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["sd"]
 
@@ -132,7 +133,7 @@ def test_rebuild_replaces_the_folder_and_leaves_no_temporaries(tmp_path):
 def test_failed_save_leaves_no_half_folder_and_keeps_the_old_one(tmp_path, monkeypatch):
     from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
-    good = tg.build_text_to_image(tmp_path / "sd")
+    good = zd.build_text_to_image(tmp_path / "sd")
 
     def broken_save(self, save_directory, **kwargs):
         (Path(save_directory) / "model_index.json").write_text("{}")
@@ -140,21 +141,37 @@ def test_failed_save_leaves_no_half_folder_and_keeps_the_old_one(tmp_path, monke
 
     monkeypatch.setattr(StableDiffusionPipeline, "save_pretrained", broken_save)
     with pytest.raises(CheckpointError, match="disk full"):
-        tg.build_text_to_image(tmp_path / "fresh")
+        zd.build_text_to_image(tmp_path / "fresh")
     with pytest.raises(CheckpointError, match="disk full"):
-        tg.build_text_to_image(good)
+        zd.build_text_to_image(good)
     assert [p.name for p in tmp_path.iterdir()] == ["sd"]  # nothing half-written, no temporaries
     assert isinstance(DiffusionPipeline.from_pretrained(good), StableDiffusionPipeline)
 
 
 def test_tokenizers_cover_the_world_without_unknown_tokens():
-    corpus = tg.caption_corpus()
-    assert len(corpus) > 200
-    for tokenizer in (tg.clip_tokenizer(corpus), tg.roberta_tokenizer(corpus), tg.t5_tokenizer(corpus)):
-        for line in corpus:
+    corpus = zt.world_corpus()
+    # the prompts the pipelines are given: every world caption, and the frame captions of 24 clips
+    captions = [world.caption(m, dict(zip(world.ATTRIBUTES[m], combo)))
+                for m in world.MODALITIES for combo in world.combinations(m, "all")]
+    captions += [c for sample in world.generate("video", 24, seed=0, split="all") for c in sample.frame_captions]
+    assert len(captions) > 200 and set(captions) <= set(corpus)
+    for tokenizer in (zt.clip_tokenizer(corpus), zt.roberta_tokenizer(corpus), zt.t5_tokenizer(corpus)):
+        for line in captions:
             assert tokenizer.unk_token_id not in tokenizer(line, add_special_tokens=False).input_ids, line
             ids = tokenizer(line).input_ids
-            assert len(ids) <= tg.MAX_TOKENS
+            assert len(ids) <= zt.MAX_TOKENS
             assert tokenizer.decode(ids, skip_special_tokens=True) == line
-    t5 = tg.t5_tokenizer(corpus)
+        for line in corpus:  # CLIP lowercases and spaces out punctuation, so only captions decode verbatim
+            assert tokenizer.unk_token_id not in tokenizer(line, add_special_tokens=False).input_ids, line
+            assert len(tokenizer(line).input_ids) <= zt.MAX_TOKENS, line
+    t5 = zt.t5_tokenizer(corpus)
     assert len(t5("a red circle moving left").input_ids) == 6  # whole words + </s>
+
+
+def test_tokenizers_keep_the_special_token_ids_their_models_expect():
+    corpus = zt.world_corpus()
+    clip, roberta, t5 = zt.clip_tokenizer(corpus), zt.roberta_tokenizer(corpus), zt.t5_tokenizer(corpus)
+    assert (type(clip).__name__, clip.bos_token_id, clip.eos_token_id, clip.pad_token_id) == ("CLIPTokenizer", 0, 1, 1)
+    assert (type(roberta).__name__, roberta.bos_token_id, roberta.pad_token_id, roberta.eos_token_id,
+            roberta.unk_token_id, roberta.mask_token_id) == ("RobertaTokenizer", 0, 1, 2, 3, 4)
+    assert (type(t5).__name__, t5.pad_token_id, t5.eos_token_id, t5.unk_token_id) == ("T5Tokenizer", 0, 1, 2)

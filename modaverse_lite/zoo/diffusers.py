@@ -7,108 +7,27 @@ shape and range, and every step between a prompt and a file on disk is the real 
 
 Each builder
 
-1. trains a tiny tokenizer on the synthetic world's captions (no hub access: even tokenizers are made here),
+1. trains tiny tokenizers on the world corpus (``text.py``: no hub access, even tokenizers are made here),
 2. seeds torch and constructs every model from a small config (same seed, byte-identical weights),
-3. assembles the pipeline and ``save_pretrained``-s it into a temporary folder next to ``out_dir``,
-4. renames that folder into place, so a crash never leaves half a checkpoint behind.
+3. assembles the pipeline and ``save_pretrained``-s it through ``files.atomic_dir``, so a crash never leaves half
+   a checkpoint behind and a failed rebuild keeps the last good one.
 
 The result loads back with the generic ``DiffusionPipeline.from_pretrained(out_dir)``, exactly like a hub id.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
-from . import world
-from .errors import CheckpointError
-
-MAX_TOKENS = 32  # text length every tiny tokenizer pads / truncates to (the real CLIP uses 77)
-
-
-# ---- tokenizers, trained on the world's captions ------------------------------------------------------------------
-def caption_corpus(seed: int = 0) -> list[str]:
-    """Every caption of the world (images, tones, clips) plus per-frame captions: a few hundred short lines."""
-    lines = [world.caption(m, dict(zip(world.ATTRIBUTES[m], combo)))
-             for m in world.MODALITIES for combo in world.combinations(m, "all")]
-    for sample in world.generate("video", 24, seed=seed, split="all"):
-        lines.extend(sample.frame_captions)
-    return lines
+from .. import world
+from ..errors import CheckpointError
+from ..files import atomic_dir
+from .text import MAX_TOKENS, clip_tokenizer, roberta_tokenizer, t5_tokenizer, world_corpus
 
 
-def _train_bpe(tokenizer_class, corpus: list[str], first: list[str], **trainer_args) -> tuple[dict, list]:
-    """Train the BPE merges of an empty ``tokenizer_class`` (keeping its normaliser and pre-tokeniser).
-
-    Returns (vocab, merges). The trainer numbers its alphabet in hash order, so the vocabulary is renumbered:
-    ``first`` (special tokens and the alphabet, in a fixed order), then each merged token in the order it was learnt.
-    """
-    from tokenizers import trainers
-
-    backend = tokenizer_class().backend_tokenizer
-    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1000, show_progress=False, **trainer_args))
-    model = json.loads(backend.to_str())["model"]
-    merges = [tuple(pair) for pair in model["merges"]]
-    tokens = list(dict.fromkeys(first + ["".join(pair) for pair in merges]))
-    assert set(model["vocab"]) <= set(tokens), "the trainer learnt a token outside the alphabet and the merges"
-    return {token: i for i, token in enumerate(tokens)}, merges
-
-
-def clip_tokenizer(corpus: list[str]):
-    """A byte-level BPE ``CLIPTokenizer`` (the class Stable Diffusion and AnimateDiff expect).
-
-    CLIP marks the end of each word with ``</w>``; every byte, with and without it, is in the vocabulary, so no text
-    is ever unknown.
-    """
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
-
-    special = ["<|startoftext|>", "<|endoftext|>"]
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab, merges = _train_bpe(CLIPTokenizer, corpus, special + alphabet + [b + "</w>" for b in alphabet],
-                               special_tokens=special, initial_alphabet=alphabet, end_of_word_suffix="</w>")
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
-
-
-def roberta_tokenizer(corpus: list[str]):
-    """A byte-level BPE ``RobertaTokenizer`` (what CLAP's text tower reads): <s>=0, <pad>=1, </s>=2, <unk>=3."""
-    from tokenizers import pre_tokenizers
-    from transformers import RobertaTokenizer
-
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab, merges = _train_bpe(RobertaTokenizer, corpus, special + alphabet,
-                               special_tokens=special, initial_alphabet=alphabet)
-    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
-
-
-def t5_tokenizer(corpus: list[str]):
-    """A Unigram ``T5Tokenizer`` (sentencepiece-style, as in T5): <pad>=0, </s>=1, <unk>=2, no sentinel ids.
-
-    A unigram model is just pieces with log-probabilities. On a corpus this small the EM trainer of ``tokenizers``
-    collapses to single letters, so we count instead: every word ("▁red") scores its log frequency, and single
-    characters, much less likely, spell out any word the world never used.
-    """
-    import math
-    import string
-    from collections import Counter
-
-    from transformers import T5Tokenizer
-
-    words = Counter("\u2581" + word for line in corpus for word in line.split())
-    total = sum(words.values())
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    pieces += [(word, math.log(n / total)) for word, n in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))]
-    rare, known = math.log(1 / total) - 2.0, {piece for piece, _ in pieces}
-    letters = "\u2581" + string.ascii_letters + string.digits + string.punctuation
-    pieces += [(c, rare) for c in letters if c not in known]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=MAX_TOKENS)
-
-
+# ---- parts ----------------------------------------------------------------------------------------------------------
 def _clip_text_encoder(tokenizer, hidden: int = 32):
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -129,36 +48,6 @@ def _vae(channels: int = 3):
                          sample_size=world.IMAGE_SIZE)
 
 
-# ---- saving ---------------------------------------------------------------------------------------------------------
-def _save_atomically(pipe, out_dir: Path) -> Path:
-    """``save_pretrained`` into a temporary sibling folder, then rename it to ``out_dir`` (replacing an old one).
-
-    Readers see either the old complete folder or the new complete one, never half of either.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    old = tmp.with_suffix(".old")
-    tmp.mkdir()
-    try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException as e:
-        if old.exists() and not out_dir.exists():
-            os.replace(old, out_dir)  # put the last good checkpoint back
-        if isinstance(e, OSError):
-            raise CheckpointError(f"could not write the tiny pipeline to {out_dir}: {e}; check that the folder is "
-                                  "writable and the disk is not full") from e
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return out_dir
-
-
-# ---- the three builders ---------------------------------------------------------------------------------------------
 def _sd_parts(tokenizer) -> dict:
     """Stable Diffusion's parts, tiny: CLIP text encoder, a 2-level VAE and a 2-level UNet over 32x32 latents."""
     from diffusers import UNet2DConditionModel
@@ -173,11 +62,25 @@ def _sd_parts(tokenizer) -> dict:
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet}
 
 
+# ---- saving ---------------------------------------------------------------------------------------------------------
+def _save(pipe, out_dir: Path) -> Path:
+    """``save_pretrained`` into a fresh folder that replaces ``out_dir`` only once it is complete."""
+    out_dir = Path(out_dir)
+    try:
+        with atomic_dir(out_dir) as tmp:
+            pipe.save_pretrained(tmp, safe_serialization=True)
+    except OSError as e:
+        raise CheckpointError(f"could not write the tiny pipeline to {out_dir}: {e}; check that the folder is "
+                              "writable and the disk is not full") from e
+    return out_dir
+
+
+# ---- the three builders ---------------------------------------------------------------------------------------------
 def build_text_to_image(out_dir: Path, seed: int = 0) -> Path:
     """A tiny ``StableDiffusionPipeline`` (64x64 RGB images), saved in hub layout at ``out_dir``."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-    tokenizer = clip_tokenizer(caption_corpus(seed))
+    tokenizer = clip_tokenizer(world_corpus())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         parts = _sd_parts(tokenizer)
@@ -186,7 +89,7 @@ def build_text_to_image(out_dir: Path, seed: int = 0) -> Path:
                                        timestep_spacing="trailing", steps_offset=1)
     pipe = StableDiffusionPipeline(**parts, scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
-    return _save_atomically(pipe, out_dir)
+    return _save(pipe, out_dir)
 
 
 def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
@@ -215,7 +118,7 @@ def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
         T5EncoderModel,
     )
 
-    corpus = caption_corpus(seed)
+    corpus = world_corpus()
     tokenizer, tokenizer_2 = roberta_tokenizer(corpus), t5_tokenizer(corpus)
     mel_bins, hop, rate = 32, 160, world.SAMPLE_RATE  # 100 spectrogram frames a second, as in AudioLDM 2
     feature_extractor = ClapFeatureExtractor(feature_size=mel_bins, sampling_rate=rate, hop_length=hop,
@@ -260,7 +163,7 @@ def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
                              projection_model=projection_model, language_model=language_model, tokenizer=tokenizer,
                              tokenizer_2=tokenizer_2, feature_extractor=feature_extractor, unet=unet,
                              scheduler=scheduler, vocoder=vocoder)
-    return _save_atomically(pipe, out_dir)
+    return _save(pipe, out_dir)
 
 
 def build_text_to_video(out_dir: Path, seed: int = 0) -> Path:
@@ -271,7 +174,7 @@ def build_text_to_video(out_dir: Path, seed: int = 0) -> Path:
     """
     from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
-    tokenizer = clip_tokenizer(caption_corpus(seed))
+    tokenizer = clip_tokenizer(world_corpus())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         parts = _sd_parts(tokenizer)
@@ -281,4 +184,4 @@ def build_text_to_video(out_dir: Path, seed: int = 0) -> Path:
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="linear", clip_sample=False,
                               timestep_spacing="linspace", steps_offset=1)
     pipe = AnimateDiffPipeline(**parts, motion_adapter=motion_adapter, scheduler=scheduler)
-    return _save_atomically(pipe, out_dir)
+    return _save(pipe, out_dir)

@@ -25,6 +25,7 @@ silently dropping one. A missing or corrupt file raises ``MediaError`` naming it
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import meta, world
+from .dataset import default_dataset
 from .dispatch import Dispatcher, Output, Registry, registry_for
+from .encode import encode, feature_dims
 from .errors import CheckpointError, MediaError, ModaVerseError
+from .files import default_run_dir
 from .meta import MetaResponse
+from .model import CHECKPOINT, INFO_FILE, ModaVerseLite, checkpoint_info
 from .profiles import Profile, get_profile
+from .train import TrainConfig, align_train
 
 if TYPE_CHECKING:
     import torch
@@ -116,13 +122,12 @@ class Assistant:
     def __init__(self, checkpoint: str | os.PathLike, out_dir: str | os.PathLike = "runs/outputs",
                  registry: Registry | None = None, profile: str | Profile | None = None,
                  max_new_tokens: int | None = None):
-        from .train import feature_dims, load_checkpoint
-
-        self.model, self.info = load_checkpoint(checkpoint)
+        self.model = ModaVerseLite.from_pretrained(checkpoint)
+        self.info = checkpoint_info(checkpoint)
         self.checkpoint = Path(checkpoint)
         self.profile = get_profile(profile or self.info["profile"])
         dims = feature_dims(self.profile)  # loads the frozen encoders once
-        trained = {m: int(d) for m, d in self.info["feature_dims"].items()}
+        trained = self.model.feature_dims
         if any(dims.get(m) != d for m, d in trained.items()):
             raise CheckpointError(f"{checkpoint}: its projections were trained on {trained}-wide features, but the "
                                   f"{self.profile.name!r} profile's encoders give {dims}; use the profile it was "
@@ -139,8 +144,6 @@ class Assistant:
 
     def features(self, modality: str, item) -> torch.Tensor:
         """The frozen encoder's features of one medium (a path, an array, or audio ``(array, rate)``): ``[1, ...]``."""
-        from .encode import encode
-
         if modality not in MEDIA:
             raise MediaError(f"unknown medium {modality!r}; expected one of {MEDIA}")
         item, rate = _media_argument(modality, item)
@@ -175,17 +178,19 @@ class Assistant:
 
 
 def default_checkpoint(profile: str | Profile = "auto", seed: int = 0, steps: int | None = None) -> Path:
-    """Notebook 02's checkpoint, in ``train.default_run_dir(profile, seed)``; trained there first if it is missing.
+    """Notebook 02's checkpoint, in ``files.default_run_dir(profile, seed)``; trained there first if it is missing.
 
     An existing checkpoint is used as it is, whatever it was trained with (notebook 02 decides that); only when
-    there is none does this train one, with ``steps`` steps (None: the profile's setting) on the default dataset.
+    there is none does this train one, with ``steps`` steps (None: the profile's setting) on the default dataset,
+    and it says so.
     """
-    from .train import CHECKPOINT, TrainConfig, align_train, default_run_dir
-
     run = default_run_dir(profile, seed)
-    if (run / CHECKPOINT / "modaverse.json").is_file():
+    if (run / CHECKPOINT / INFO_FILE).is_file():
         return run / CHECKPOINT
-    return Path(align_train(TrainConfig(profile=profile, seed=seed, steps=steps, out_dir=str(run))).checkpoint)
+    print(f"no checkpoint in {run} (notebook 02 writes it): training one now", file=sys.stderr)
+    config = TrainConfig.from_profile(profile, data_dir=default_dataset(profile, seed), out_dir=run, seed=seed,
+                                      steps=steps)
+    return Path(align_train(config).checkpoint)
 
 
 def world_example(modality: str, attributes: dict[str, str] | str, seed: int = 0) -> np.ndarray | tuple:
@@ -194,11 +199,11 @@ def world_example(modality: str, attributes: dict[str, str] | str, seed: int = 0
     ``attributes`` is a dict or a world caption; audio comes back as ``(array, world.SAMPLE_RATE)``.
     """
     if isinstance(attributes, str):
-        parsed = world.parse_caption(attributes)
-        if parsed is None or parsed[0] != modality:
+        found = world.attributes_of(attributes, modality)
+        if found is None:
             raise MediaError(f"{attributes!r} is not a world {modality} caption (e.g. "
                              f"{world.caption(modality, {a: world.VALUES[a][0] for a in world.ATTRIBUTES[modality]})!r}"
                              ")")
-        attributes = parsed[1]
+        attributes = found
     data = world.render(modality, attributes, seed=seed).data
     return (data, world.SAMPLE_RATE) if modality == "audio" else data

@@ -1,0 +1,369 @@
+"""Instruction records: the JSONL schema, reading and writing it, and the checker.
+
+ModaVerse learns I/O alignment from instructions whose *answer* is a meta-response, never media::
+
+    instruction  "Turn this video into a sound."   + media/video/00042.gif
+    target       Modality: [AUDIO] Prompt: a high sine tone
+
+A dataset is a folder::
+
+    DIR/records.jsonl                 one record per line, all splits, sorted by split then id
+    DIR/media/{image,audio,video}/    NNNNN.png | NNNNN.wav | NNNNN.gif, shared between records
+    DIR/manifest.json                 seed, recipe version, counts per split / pair / modality
+
+Every record names its input→output ``pair`` (``instructions.PAIRS``) and a ``split``: ``train``; ``val`` and
+``test`` (same distribution, media never used in training); ``unseen`` (attribute combinations held out of
+training, ``world.UNSEEN``); ``phrasing`` (templates unused in training). ``check_dataset`` reports every problem
+with its line number; a bad record never stops a check. ``dataset.py`` builds datasets in this schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from . import files, media, meta, world
+from .errors import DatasetError
+from .instructions import MODALITIES, PAIRS, TARGET_MODALITIES, pair_name
+
+RECORDS_FILE = "records.jsonl"
+MANIFEST_FILE = "manifest.json"
+SPLITS = ("train", "val", "test", "unseen", "phrasing")
+REQUIRED_KEYS = ("id", "split", "pair", "instruction", "media", "target", "captions")
+
+
+# ---- the record --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """What the model must answer: a modality flag and a prompt for its generator, or the answer itself."""
+
+    modality: str  # "image" | "audio" | "video" | "text"
+    prompt: str
+
+
+@dataclass
+class Record:
+    """One instruction. ``media`` paths are relative to the dataset folder; ``captions`` and ``attributes``
+    map a modality to the caption / world attributes of each object the record is about (inputs, a media
+    target, the object a text question names)."""
+
+    id: str
+    split: str
+    pair: str
+    instruction: str
+    media: dict[str, str | None]
+    target: Target
+    captions: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The modalities of this record's input media, in ``MODALITIES`` order."""
+        return [m for m in MODALITIES if self.media.get(m)]
+
+    def media_path(self, root: str | os.PathLike, modality: str) -> Path:
+        """The file of this record's ``modality`` input inside dataset folder ``root``."""
+        rel = self.media.get(modality)
+        if not rel:
+            raise DatasetError(f"record {self.id!r} has no {modality} input; it has {self.inputs or 'none'}")
+        return Path(root) / rel
+
+    def response(self) -> str:
+        """The meta-response the model is trained to answer: ``Modality: [IMAGE] Prompt: a red circle``."""
+        return meta.format_meta(self.target.modality, self.target.prompt)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "split": self.split, "pair": self.pair, "instruction": self.instruction,
+            "media": {m: self.media.get(m) for m in MODALITIES},
+            "target": {"modality": self.target.modality, "prompt": self.target.prompt},
+            "captions": dict(self.captions), "attributes": {m: dict(a) for m, a in self.attributes.items()},
+        }
+
+    def to_json(self) -> str:
+        """One line of records.jsonl (keys in schema order, so equal records give equal bytes)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, obj: object) -> Record:
+        """A record from a parsed JSON line; raises DatasetError listing what is wrong with its structure."""
+        problems = _structure_problems(obj)
+        if problems:
+            raise DatasetError("; ".join(problems))
+        assert isinstance(obj, dict)
+        return cls(id=obj["id"], split=obj["split"], pair=obj["pair"], instruction=obj["instruction"],
+                   media={m: obj["media"].get(m) for m in MODALITIES},
+                   target=Target(obj["target"]["modality"], obj["target"]["prompt"]),
+                   captions=dict(obj["captions"]), attributes={m: dict(a) for m, a in
+                                                               obj.get("attributes", {}).items()})
+
+
+def _structure_problems(obj: object) -> list[str]:
+    """Everything wrong with one parsed JSON line, media files aside (``check_dataset`` looks at those)."""
+    if not isinstance(obj, dict):
+        return [f"a record must be a JSON object, got {type(obj).__name__}"]
+    out = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in obj]
+
+    def wrong(key: str, expected: str) -> None:
+        out.append(f"{key!r} must be {expected}, got {type(obj[key]).__name__} {obj[key]!r:.60}")
+
+    def is_str_map(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+    if "id" in obj and (not isinstance(obj["id"], str) or not obj["id"].strip()):
+        wrong("id", "a non-empty string")
+    if "split" in obj:
+        if not isinstance(obj["split"], str):
+            wrong("split", "a string")
+        elif obj["split"] not in SPLITS:
+            out.append(f"unknown split {obj['split']!r}; expected one of {SPLITS}")
+    if "pair" in obj and not isinstance(obj["pair"], str):
+        wrong("pair", "a string like 'image+text->audio'")
+    if "instruction" in obj:
+        if not isinstance(obj["instruction"], str):
+            wrong("instruction", "a string")
+        elif not obj["instruction"].strip():
+            out.append("empty instruction")
+    media_ok = False
+    if "media" in obj:
+        if not isinstance(obj["media"], dict):
+            wrong("media", 'an object like {"image": "media/image/00001.png", "audio": null, "video": null}')
+        else:
+            media_ok = True
+            for key, value in obj["media"].items():
+                if key not in MODALITIES:
+                    out.append(f"unknown media modality {key!r}; expected one of {MODALITIES}")
+                    media_ok = False
+                elif value is not None and not isinstance(value, str):
+                    out.append(f"media[{key!r}] must be a path string or null, got {type(value).__name__}")
+                    media_ok = False
+    target_ok = False
+    if "target" in obj:
+        t = obj["target"]
+        if not isinstance(t, dict):
+            wrong("target", 'an object like {"modality": "image", "prompt": "a red circle"}')
+        else:
+            for k in ("modality", "prompt"):
+                if k not in t:
+                    out.append(f"target has no {k!r}")
+                elif not isinstance(t[k], str):
+                    out.append(f"target[{k!r}] must be a string, got {type(t[k]).__name__}")
+            if isinstance(t.get("modality"), str):
+                if t["modality"] in TARGET_MODALITIES:
+                    target_ok = True
+                else:
+                    out.append(f"unknown modality flag {t['modality']!r} in target; "
+                               f"expected one of {TARGET_MODALITIES}")
+            if isinstance(t.get("prompt"), str) and not t["prompt"].strip():
+                out.append("empty target prompt")
+            elif target_ok and isinstance(t.get("prompt"), str):
+                problem = meta.prompt_problem(t["modality"], t["prompt"])  # e.g. a marker inside the prompt
+                if problem:
+                    out.append(f"target prompt cannot be a meta-response: {problem}")
+    if "captions" in obj and not is_str_map(obj["captions"]):
+        wrong("captions", "an object of modality → caption strings")
+    if "attributes" in obj and not (isinstance(obj["attributes"], dict)
+                                    and all(is_str_map(a) for a in obj["attributes"].values())):
+        wrong("attributes", "an object of modality → {attribute: value}")
+    if media_ok and target_ok and isinstance(obj.get("pair"), str):
+        expected = pair_name([m for m in MODALITIES if obj["media"].get(m)], obj["target"]["modality"])
+        if obj["pair"] != expected:
+            out.append(f"pair {obj['pair']!r} does not match the media and target; expected {expected!r}")
+    return out
+
+
+# ---- reading and writing -----------------------------------------------------------------------------------
+def _records_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".jsonl" else p / RECORDS_FILE
+
+
+def lines_of(path: Path) -> Iterable[tuple[int, str]]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
+
+
+def parse_line(line: str) -> tuple[object, str | None]:
+    try:
+        return json.loads(line.strip()), None
+    except json.JSONDecodeError as err:
+        return None, f"malformed JSON: {err.msg} at column {err.colno}"
+
+
+def read_records(path: str | os.PathLike, split: str | None = None, strict: bool = True) -> list[Record]:
+    """The records of a dataset folder (or a ``.jsonl`` file), optionally of one ``split``, in file order.
+
+    ``strict`` raises DatasetError naming the file and line of the first bad line; otherwise bad lines are
+    skipped (``check_dataset`` lists them). Media files are not opened here.
+    """
+    file = _records_path(path)
+    if not file.is_file():
+        raise DatasetError(f"no {RECORDS_FILE} at {file}; build one with "
+                           f"`python -m modaverse_lite data build --out DIR`")
+    if split is not None and split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    out = []
+    for number, line in lines_of(file):
+        obj, err = parse_line(line)
+        try:
+            if err:
+                raise DatasetError(err)
+            record = Record.from_dict(obj)
+        except DatasetError as e:
+            if strict:
+                raise DatasetError(f"{file}:{number}: {e}; run `python -m modaverse_lite data check "
+                                   f"{file.parent}` to list every problem") from None
+            continue
+        if split is None or record.split == split:
+            out.append(record)
+    return out
+
+
+def write_records(records: Iterable[Record], path: str | os.PathLike) -> Path:
+    """Write ``records`` (in the given order) to a folder's records.jsonl or a ``.jsonl`` file, atomically."""
+    file = _records_path(path)
+    files.write_text(file, "".join(r.to_json() + "\n" for r in records))
+    return file
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    files.write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+# ---- the checker -------------------------------------------------------------------------------------------
+class Problem(NamedTuple):
+    line: int  # 1-based line of records.jsonl; 0 for the folder itself
+    id: str | None
+    message: str
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found: counts per pair and split, and every problem with its line."""
+
+    root: str
+    records: int = 0  # non-blank lines of records.jsonl
+    valid: int = 0  # records without a problem
+    problems: list[Problem] = field(default_factory=list)
+    pairs: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def missing_pairs(self) -> list[str]:
+        return [p for p in PAIRS if not self.pairs.get(p)]
+
+    def to_dict(self) -> dict:
+        return {"root": self.root, "ok": self.ok, "records": self.records, "valid": self.valid,
+                "problems": len(self.problems),
+                "problem_list": [{"line": p.line, "id": p.id, "message": p.message} for p in self.problems],
+                "pairs": dict(self.pairs), "splits": dict(self.splits), "missing_pairs": self.missing_pairs}
+
+    def format(self) -> str:
+        lines = [f"{self.root}: {self.records} records, {self.valid} valid, {len(self.problems)} problems"]
+        lines += ["pairs:"] + [f"  {p:<22} {c:>6}" for p, c in self.pairs.items()]
+        lines += ["splits:"] + [f"  {s:<22} {c:>6}" for s, c in self.splits.items()]
+        if self.missing_pairs:
+            lines.append(f"pairs with no record: {', '.join(self.missing_pairs)}")
+        lines += [f"line {p.line}{f' ({p.id})' if p.id else ''}: {p.message}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _media_problem(root: Path, modality: str, rel: str, cache: dict[str, str | None]) -> str | None:
+    """What is wrong with media path ``rel`` of ``modality`` (None if nothing); files are loaded once each."""
+    key = f"{modality}:{rel}"
+    if key in cache:
+        return cache[key]
+    problem: str | None = None
+    if not rel.strip():
+        problem = f"empty {modality} path"
+    elif os.path.isabs(rel) or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel):
+        problem = f"{modality} path {rel!r} is absolute; media paths must be relative to the dataset folder"
+    elif ".." in re.split(r"[\\/]", rel):
+        problem = f"{modality} path {rel!r} uses '..' and escapes the dataset folder; keep media inside it"
+    else:
+        path = root / rel
+        real_root = root.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as err:
+            resolved, problem = None, f"{modality} path {rel!r} cannot be resolved: {err}"
+        if resolved is not None:
+            if resolved != real_root and real_root not in resolved.parents:
+                problem = (f"{modality} path {rel!r} is a symlink to {resolved}, outside the dataset folder; "
+                           f"copy the file in instead")
+            elif not path.exists():
+                problem = f"missing {modality} file {rel!r}"
+            else:
+                try:
+                    kind = media.modality_of(path)
+                    if kind != modality:
+                        problem = f"{rel!r} is a {kind} file but is listed as {modality}"
+                    else:
+                        load_medium(modality, path)
+                except Exception as err:
+                    problem = f"unreadable {modality} file {rel!r}: {err}"
+    cache[key] = problem
+    return problem
+
+
+def check_dataset(path: str | os.PathLike) -> CheckReport:
+    """Validate a dataset folder: every line of records.jsonl and every media file it names.
+
+    Problems found: malformed JSON, missing keys, wrong types, an unknown split or modality flag, an empty
+    instruction or prompt, a pair that does not match media and target, a duplicate id, and media that are
+    missing, unreadable, of the wrong kind, or outside the folder (absolute, ``..``, a symlink out).
+    """
+    file = _records_path(path)
+    root = file.parent
+    report = CheckReport(root=str(root), pairs={p: 0 for p in PAIRS}, splits={s: 0 for s in SPLITS})
+    if not file.is_file():
+        report.problems.append(Problem(0, None, f"no {RECORDS_FILE} in {root}"))
+        return report
+    seen_ids: dict[str, int] = {}
+    cache: dict[str, str | None] = {}
+    for number, line in lines_of(file):
+        report.records += 1
+        obj, err = parse_line(line)
+        messages = [err] if err else _structure_problems(obj)
+        rid = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+        if isinstance(obj, dict):
+            if isinstance(obj.get("pair"), str):
+                report.pairs[obj["pair"]] = report.pairs.get(obj["pair"], 0) + 1
+            if obj.get("split") in SPLITS:
+                report.splits[obj["split"]] += 1
+            if rid is not None:
+                if rid in seen_ids:
+                    messages.append(f"duplicate id {rid!r} (first on line {seen_ids[rid]})")
+                else:
+                    seen_ids[rid] = number
+            if isinstance(obj.get("media"), dict):
+                for m in MODALITIES:
+                    rel = obj["media"].get(m)
+                    if isinstance(rel, str):
+                        problem = _media_problem(root, m, rel, cache)
+                        if problem:
+                            messages.append(problem)
+        report.problems += [Problem(number, rid, msg) for msg in messages]
+        report.valid += not messages
+    return report
+
+
+def load_medium(modality: str, path: Path) -> None:
+    """Open ``path`` as the loaders of training would (MediaError if it cannot be used)."""
+    if modality == "image":
+        media.load_image(path)
+    elif modality == "audio":
+        media.load_audio(path, world.SAMPLE_RATE)
+    else:
+        media.load_video(path, frames=world.VIDEO_FRAMES)

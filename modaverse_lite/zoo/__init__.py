@@ -1,0 +1,99 @@
+"""The tiny zoo: scaffolding, not ModaVerse — the tiny profile's checkpoints, built here, in hub layout.
+
+No weights can be downloaded in a classroom without internet (or in CI), so the tiny profile builds its own, with
+real transformers and diffusers classes and tiny configs:
+
+* ``clip``, ``clap``, ``llm`` — encoders and a causal LM pretrained here on the synthetic world (``pretrain.py``);
+* ``sd``, ``audioldm2``, ``text2video`` — diffusers pipelines with untrained tiny parts (``diffusers.py``);
+* one world corpus and one tokenizer trainer for all of them (``text.py``).
+
+Each entry is saved into ``<cache>/zoo/<name>-<recipe hash>/`` and loaded back with the same
+``from_pretrained(path)`` calls that load hub checkpoints; a profile names one as ``"zoo:NAME"`` and
+``checkpoint(profile, role)`` resolves it. A folder is rebuilt only when its recipe, the corpus or the code that
+builds it changes. The cache is ``files.cache_dir()`` (``$MODAVERSE_CACHE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import files, world
+from ..errors import CheckpointError
+from ..profiles import Profile, get_profile
+from . import diffusers, pretrain, text
+from .pretrain import pooled
+
+__all__ = ["ENTRIES", "RECIPE_VERSION", "build_all", "checkpoint", "describe", "ensure", "path", "pooled",
+           "recipe_hash"]
+
+RECIPE_VERSION = 1
+ENTRIES = ("clip", "clap", "llm", "sd", "audioldm2", "text2video")
+
+_BUILDERS = {"clip": pretrain.build_clip, "clap": pretrain.build_clap, "llm": pretrain.build_llm}  # (out, recipe)
+_PIPELINES = {"sd": diffusers.build_text_to_image, "audioldm2": diffusers.build_text_to_audio,  # (out, seed)
+              "text2video": diffusers.build_text_to_video}
+
+
+def recipe_hash(name: str) -> str:
+    """Names everything that decides an entry's weights: its recipe, the world corpus, and the code that builds it
+    (text.py, pretrain.py and world.py; diffusers.py too for the pipelines)."""
+    code = inspect.getsource(text) + inspect.getsource(pretrain) + inspect.getsource(world)
+    if name not in pretrain.RECIPES:
+        code += inspect.getsource(diffusers)
+    corpus = hashlib.sha256("\n".join(text.world_corpus()).encode()).hexdigest()[:10]
+    recipe = {"version": RECIPE_VERSION, "name": name, "recipe": pretrain.RECIPES.get(name, {}), "corpus": corpus,
+              "code": hashlib.sha256(code.encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def path(name: str) -> Path:
+    """The folder of zoo entry ``name`` for the current recipe (it may not be built yet)."""
+    if name not in ENTRIES:
+        raise CheckpointError(f"unknown zoo entry {name!r}; expected one of {ENTRIES}")
+    return files.cache_dir() / "zoo" / f"{name}-{recipe_hash(name)}"
+
+
+def ensure(name: str, force: bool = False) -> Path:
+    """The folder of zoo entry ``name``, built first if it is missing (or ``force``).
+
+    The entry is built in a temporary folder that replaces the final one only when complete, with a ``DONE`` file
+    last: an interrupted build leaves nothing under the final name.
+    """
+    target = path(name)
+    if (target / "DONE").exists() and not force:
+        return target
+    with files.atomic_dir(target) as tmp:
+        if name in _BUILDERS:
+            _BUILDERS[name](tmp, pretrain.RECIPES[name])
+        else:
+            _PIPELINES[name](tmp, seed=0)
+        (tmp / "DONE").write_text(json.dumps({"recipe": pretrain.RECIPES.get(name, {}), "hash": recipe_hash(name)}))
+    return target
+
+
+def build_all(force: bool = False, names: tuple[str, ...] = ENTRIES) -> dict[str, Path]:
+    """Build (or find in the cache) every zoo entry; returns name → folder."""
+    return {name: ensure(name, force=force) for name in tqdm(names, desc="tiny zoo")}
+
+
+def checkpoint(profile: str | Profile, role: str) -> str:
+    """The hub id or local folder that fills ``role`` in ``profile``; a ``"zoo:NAME"`` entry is built on first use."""
+    ref = get_profile(profile).reference(role)
+    if ref.startswith("zoo:"):
+        return str(ensure(ref[len("zoo:"):]))
+    return ref
+
+
+def describe() -> list[dict]:
+    """One row per zoo entry: name, folder, built?, size on disk — for notebooks and the CLI."""
+    rows = []
+    for name in ENTRIES:
+        p = path(name)
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+        rows.append({"name": name, "path": str(p), "built": (p / "DONE").exists(), "megabytes": round(size / 2**20, 2)})
+    return rows
