@@ -193,6 +193,31 @@ def pipeline_output(modality: str, out) -> np.ndarray:
     return np.ascontiguousarray(_uint8(a))
 
 
+def load_pipeline(checkpoint: str | os.PathLike, torch_dtype=None):
+    """``DiffusionPipeline.from_pretrained(checkpoint)``, with two fixes for the hub checkpoints of the gpu profile:
+
+    * half precision downloads a checkpoint's ``fp16`` variant where it has one (about half the bytes);
+    * AudioLDM 2 declares its language model as ``GPT2Model``, which cannot ``generate`` under transformers 5:
+      it is loaded as ``GPT2LMHeadModel`` (the same weights, plus the output layer tied to them).
+    """
+    import torch
+    from diffusers import DiffusionPipeline
+
+    checkpoint = str(checkpoint)
+    kwargs = {"torch_dtype": torch_dtype or torch.float32}
+    if DiffusionPipeline.load_config(checkpoint).get("_class_name") == "AudioLDM2Pipeline":
+        from transformers import GPT2LMHeadModel
+
+        kwargs["language_model"] = GPT2LMHeadModel.from_pretrained(checkpoint, subfolder="language_model",
+                                                                   dtype=kwargs["torch_dtype"])
+    if kwargs["torch_dtype"] == torch.float16 and not Path(checkpoint).expanduser().exists():
+        try:
+            return DiffusionPipeline.from_pretrained(checkpoint, variant="fp16", **kwargs)
+        except (OSError, ValueError):  # no fp16 variant: the full-precision files, cast on load
+            pass
+    return DiffusionPipeline.from_pretrained(checkpoint, **kwargs)
+
+
 class DiffusersGenerator(Generator):
     """Any diffusers text-to-X pipeline: ``DiffusionPipeline.from_pretrained(checkpoint)``, loaded on first use.
 
@@ -210,7 +235,6 @@ class DiffusersGenerator(Generator):
     def _load(self) -> None:
         check_checkpoint(self.checkpoint)  # before importing diffusers: a wrong path fails at once
         import torch
-        from diffusers import DiffusionPipeline
 
         torch_dtype = getattr(torch, str(self.dtype), None)
         if not isinstance(torch_dtype, torch.dtype):
@@ -218,7 +242,7 @@ class DiffusersGenerator(Generator):
         try:
             with warnings.catch_warnings():  # diffusers >= 0.36 renames torch_dtype to dtype; older ones lack dtype
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-                pipe = DiffusionPipeline.from_pretrained(self.checkpoint, torch_dtype=torch_dtype)
+                pipe = load_pipeline(self.checkpoint, torch_dtype)
         except Exception as e:  # OSError, ValueError, safetensors errors, …: all mean "this checkpoint won't load"
             raise CheckpointError(f"cannot load a diffusers pipeline from {self.checkpoint!r}: {type(e).__name__}: "
                                   f"{e}") from e

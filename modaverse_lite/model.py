@@ -37,6 +37,10 @@ USER, ASSISTANT = "User:", "\nAssistant:"
 CHECKPOINT = "checkpoint"  # the checkpoint folder inside a run folder
 INFO_FILE = "modaverse.json"  # the model's configuration and the run's settings and history
 SLOT = -1  # in ``ModelInputs.token_ids``: a position filled by a projected media embedding
+#: Plain greedy decoding, whatever the LLM's own ``generation_config`` says (an instruct model's sampling settings
+#: and repetition penalty would otherwise apply: a meta-response repeats its caption words on purpose).
+GREEDY = dict(do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0, temperature=1.0,
+              top_p=1.0, top_k=50)
 
 
 @dataclass(frozen=True)
@@ -222,8 +226,8 @@ class ModaVerseLite(nn.Module):
         prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
         inputs = self.build_inputs(prompts, features, left_pad=True)
         out = self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                                max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
+                                max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                eos_token_id=self.tokenizer.eos_token_id, **GREEDY)
         return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def parameter_counts(self) -> dict[str, int]:

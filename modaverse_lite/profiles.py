@@ -109,6 +109,7 @@ GPU = Profile(
     ),
     device="cuda",
     dtype="float16",
+    audio_seconds=10.0,  # CLAP HTSAT reads 10 s; AudioLDM 2 writes 5 s clips, judged whole
     lora=LoraSettings(r=16, alpha=32, dropout=0.05),
     train=TrainSettings(steps=1500, batch_size=16, lr=2e-4, warmup_steps=100, grad_accum=2, eval_every=500),
     generator_steps=25,

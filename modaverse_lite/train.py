@@ -140,13 +140,17 @@ def _eval_set(records, n: int, seed: int) -> list:
 
 
 def mixed_precision(setting: str = "auto") -> str:
-    """accelerate's ``mixed_precision`` for a setting: "auto" is bf16 on a GPU that supports it, else fp16 on a GPU,
-    and none on a CPU."""
+    """accelerate's ``mixed_precision`` for a setting: "auto" is bf16 on a GPU with bf16 tensor cores (compute
+    capability 8.0 and up: A100, L4, H100), fp16 on an older GPU (a T4 is 7.5), and none on a CPU.
+
+    ``torch.cuda.is_bf16_supported()`` is no guide: it is true on a T4 too, where bf16 is emulated, several times
+    slower than fp16.
+    """
     if setting != "auto":
         return setting
     if not torch.cuda.is_available():
         return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16"
 
 
 def _resume_point(config: TrainConfig, data_dir: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 
 from modaverse_lite import world
 from modaverse_lite.errors import CheckpointError
+from modaverse_lite.generators import load_pipeline
 from modaverse_lite.zoo import diffusers as zd
 from modaverse_lite.zoo import text as zt
 
@@ -35,9 +37,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def pipes(built):
-    from diffusers import DiffusionPipeline
-
-    loaded = {name: DiffusionPipeline.from_pretrained(path) for name, path in built.items()}
+    loaded = {name: load_pipeline(path) for name, path in built.items()}  # as the generators load them
     for pipe in loaded.values():
         pipe.set_progress_bar_config(disable=True)
     return loaded
@@ -91,6 +91,21 @@ def test_text_to_audio_runs(pipes):
     assert np.isfinite(audios).all() and audios.std() > 1e-4  # audible noise, not silence
     half = pipe("a low sine tone", num_inference_steps=2, audio_length_in_s=0.5).audios
     assert half.shape == (1, rate // 2)
+
+
+def test_audioldm2_is_laid_out_as_on_the_hub_and_loaded_so_that_it_can_generate(built, pipes):
+    """cvssp/audioldm2 declares a GPT2Model language model, which cannot generate under transformers 5: the zoo
+    copies that layout, so only the generators' loader (GPT2LMHeadModel) makes the pipeline run."""
+    from diffusers import DiffusionPipeline
+    from transformers import GPT2LMHeadModel, GPT2Model
+
+    index = json.loads((built["audio"] / "model_index.json").read_text())
+    assert index["language_model"] == ["transformers", "GPT2Model"]
+    plain = DiffusionPipeline.from_pretrained(built["audio"])
+    assert type(plain.language_model) is GPT2Model
+    with pytest.raises(AttributeError, match="_update_model_kwargs_for_generation"):
+        plain("a low sine tone", num_inference_steps=1)
+    assert isinstance(pipes["audio"].language_model, GPT2LMHeadModel)
 
 
 def test_text_to_audio_scores_several_waveforms_with_clap(pipes):

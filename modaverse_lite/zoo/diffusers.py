@@ -111,7 +111,7 @@ def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
         ClapModel,
         ClapTextConfig,
         GPT2Config,
-        GPT2LMHeadModel,
+        GPT2Model,
         SpeechT5HifiGan,
         SpeechT5HifiGanConfig,
         T5Config,
@@ -139,9 +139,10 @@ def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
         text_encoder_2 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_2), d_model=32, d_ff=64, d_kv=8,
                                                  num_heads=4, num_layers=2, pad_token_id=tokenizer_2.pad_token_id,
                                                  eos_token_id=tokenizer_2.eos_token_id))
-        # GPT-2 only ever reads and writes vectors here; its 2-word vocabulary is never used
-        language_model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=2, n_positions=64,
-                                                    bos_token_id=0, eos_token_id=1))
+        # GPT-2 only ever reads and writes vectors here; its 2-word vocabulary is never used. A GPT2Model, as on the
+        # hub (cvssp/audioldm2): generators.DiffusersGenerator loads it as GPT2LMHeadModel, which can generate
+        language_model = GPT2Model(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=2, n_positions=64,
+                                              bos_token_id=0, eos_token_id=1))
         language_model.config.max_new_tokens = 8  # how many vectors GPT-2 "writes" per prompt
         projection_model = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16)
         vae = _vae(channels=1)  # a mel spectrogram is a 1-channel image: (1, frames, mel_bins) <-> latents

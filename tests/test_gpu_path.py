@@ -1,0 +1,64 @@
+"""The gpu profile's code path, checked without a GPU: the choices it makes on a T4 or an A100, and the settings
+that a hub checkpoint brings along (fp16 variants, an instruct model's generation config, chat templates)."""
+
+import pytest
+import torch
+
+from modaverse_lite import profiles
+from modaverse_lite.generators import load_pipeline
+from modaverse_lite.evaluate import answer
+from modaverse_lite.model import ModaVerseLite
+from modaverse_lite.records import read_records
+from modaverse_lite.train import mixed_precision
+
+
+@pytest.mark.parametrize(("cuda", "capability", "expected"), [
+    (False, None, "no"),  # a CPU
+    (True, (7, 5), "fp16"),  # a T4: bf16 would be emulated
+    (True, (8, 0), "bf16"),  # an A100
+    (True, (9, 0), "bf16"),  # an H100
+])
+def test_mixed_precision_follows_the_device_capability(monkeypatch, cuda, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # true on a T4
+    assert mixed_precision("auto") == expected
+    assert mixed_precision("fp16") == "fp16"  # an explicit setting is kept
+
+
+def test_half_precision_hub_pipelines_ask_for_the_fp16_variant(monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    calls = []
+
+    def from_pretrained(cls, ref, **kwargs):
+        calls.append((ref, kwargs.get("variant")))
+        if kwargs.get("variant") and ref == "org/no-variant":
+            raise OSError("no file named diffusion_pytorch_model.fp16.safetensors")
+        return "pipe"
+
+    monkeypatch.setattr(DiffusionPipeline, "load_config", classmethod(lambda cls, ref, **kw: {"_class_name": "X"}))
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", classmethod(from_pretrained))
+    assert load_pipeline("org/model", torch.float16) == "pipe" and calls == [("org/model", "fp16")]
+    calls.clear()
+    assert load_pipeline("org/no-variant", torch.float16) == "pipe"
+    assert calls == [("org/no-variant", "fp16"), ("org/no-variant", None)]  # falls back to the full files
+    calls.clear()
+    load_pipeline("org/model", torch.float32)
+    assert calls == [("org/model", None)]
+
+
+def test_generation_is_greedy_whatever_the_llms_generation_config_says(short_run, world_data):
+    model = ModaVerseLite.from_pretrained(short_run.checkpoint)
+    records = [r for r in read_records(world_data) if r.split == "val"][:8]
+    plain = answer(model, records, world_data, "tiny")
+    assert sum(a.count(":") >= 2 for a in plain) >= 4  # "Modality: … Prompt: …" repeats a token on purpose
+    config = model.llm.get_base_model().generation_config  # what an instruct checkpoint ships with
+    config.do_sample, config.temperature, config.top_k, config.repetition_penalty = True, 0.7, 20, 50.0
+    assert answer(model, records, world_data, "tiny") == plain
+
+
+def test_the_gpu_profile_judges_whole_clips():
+    gpu = profiles.GPU
+    clip = gpu.generator_kwargs["text_to_audio"]["audio_length_in_s"]
+    assert gpu.audio_seconds >= clip, "AudioLDM 2's clips would be judged on their first second only"
