@@ -5,11 +5,17 @@ Both write the schema of ``records.py`` into a folder. ``build_world_dataset`` c
 into describe-it and generate-it records. Either takes an optional ``paraphrase`` hook that rewrites each
 instruction with an LLM, as the paper did with GPT. ``default_dataset`` is the folder the notebooks share, built
 on first use.
+
+A build never loses the dataset that was there: it checks its input first, holds the folder's lock
+(``files.locked``: a second writer gets a BusyError at once), writes into a temporary folder and swaps it in only
+when everything is written (``files.atomic_dir``). It refuses a folder holding files it did not write.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 import re
 import shutil
@@ -31,9 +37,10 @@ from .records import (
     SPLITS,
     Record,
     Target,
-    lines_of,
+    file_problem,
     load_medium,
-    parse_line,
+    record_lines,
+    valid_unicode,
     write_manifest,
     write_records,
 )
@@ -43,14 +50,17 @@ from .records import (
 RECORDS_PER_MEDIUM = {"image": 3, "audio": 6, "video": 4}
 EXTENSIONS = {"image": ".png", "audio": ".wav", "video": ".gif"}  # GIF: lossless here, ~10x faster than MP4
 VIDEO_FPS = 8
+MAX_CAPTION_CHARS = 1000  # a caption of a teacher's table: a prompt and an answer, a sentence, not a document
 
 
 def default_dataset(profile: str | Profile = "auto", seed: int = 0, records: int | None = None) -> Path:
     """The default world dataset of a profile (``profile.dataset_records`` records), built on first use."""
     out = default_dataset_dir(profile, seed, records)
     if not (out / MANIFEST_FILE).exists():
-        n = get_profile(profile).dataset_records if records is None else records
-        build_world_dataset(out, records=n, seed=seed)
+        with files.locked(out, wait=-1, what="dataset"):  # another notebook may be building it: wait for it
+            if not (out / MANIFEST_FILE).exists():
+                n = get_profile(profile).dataset_records if records is None else records
+                _build_world(out, int(n), seed, None, True)
     return out
 
 
@@ -66,19 +76,31 @@ def _counts(records: Sequence[Record]) -> tuple[dict[str, int], dict[str, int]]:
 _MEDIA_NAME = re.compile(r"^\d{5}\.[A-Za-z0-9]+$")  # the names builders give media files
 
 
-def _prepare_out(out: Path) -> None:
-    """Refuse a folder that holds something other than a dataset; clear a previous build's media files."""
+def _written_by_a_build(rel: tuple[str, ...], path: Path) -> bool:
+    """Whether ``path`` (``rel`` inside a dataset folder) is something a builder writes there."""
+    if rel in ((RECORDS_FILE,), (MANIFEST_FILE,)):
+        return path.is_file()
+    if rel[0] != "media" or len(rel) > 1 and rel[1] not in MODALITIES:
+        return False
+    if len(rel) < 3:
+        return path.is_dir() and not path.is_symlink()
+    return len(rel) == 3 and bool(_MEDIA_NAME.match(rel[2])) and path.is_file() and not path.is_symlink()
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that is a file, or a folder holding anything a build did not write: a build replaces
+    the whole folder, so a teacher's notes or media left inside would be lost."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} is a file; give a folder (it is created if missing)")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MANIFEST_FILE).exists() and not (out / RECORDS_FILE).exists():
-            raise DatasetError(f"{out} is not empty and holds no dataset; choose a new or empty folder")
-        for m in MODALITIES:
-            folder = out / "media" / m
-            if folder.is_dir():
-                for f in sorted(folder.iterdir()):
-                    if _MEDIA_NAME.match(f.name):
-                        f.unlink()
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST_FILE).exists() and not (out / RECORDS_FILE).exists():
+        raise DatasetError(f"{out} is not empty and holds no dataset; choose a new or empty folder")
+    foreign = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))
+               if not _written_by_a_build(p.relative_to(out).parts, p)]
+    if foreign:
+        raise DatasetError(f"{out} holds {len(foreign)} paths a build did not write ({', '.join(foreign[:5])}); "
+                           f"a rebuild replaces the whole folder: move them out, or choose another --out")
 
 
 def _paraphrased(text: str, paraphrase: Callable[[str], str] | None, failures: list[str]) -> str:
@@ -262,12 +284,20 @@ def build_world_dataset(out: str | os.PathLike, records: int = 12_000, seed: int
     It must keep the meaning, including any caption and direction in the text; its output replaces the
     instruction. A call that raises or returns nothing keeps the template's text (counted as
     ``paraphrase_failures``). Determinism then depends on the paraphraser.
+
+    A second writer of ``out`` gets a BusyError; on any error ``out`` is left as it was (module docstring).
     """
-    started = time.perf_counter()
-    n = int(records)
-    sizes = _split_sizes(n)
     out = Path(out)
-    _prepare_out(out)
+    _split_sizes(int(records))  # too few records: refused before anything is locked or written
+    with files.locked(out, what="dataset"):
+        return _build_world(out, int(records), seed, paraphrase, progress)
+
+
+def _build_world(out: Path, n: int, seed: int, paraphrase: Callable[[str], str] | None, progress: bool) -> dict:
+    """``build_world_dataset`` inside the lock, which its caller holds."""
+    started = time.perf_counter()
+    sizes = _split_sizes(n)
+    _check_out(out)
 
     pools = {}
     for m, per in RECORDS_PER_MEDIUM.items():
@@ -289,18 +319,6 @@ def build_world_dataset(out: str | os.PathLike, records: int = 12_000, seed: int
 
     written = {m: 0 for m in MODALITIES}
     jobs = [(m, i) for m in MODALITIES for i in sorted(pools[m].used)]
-    for m, i in tqdm(jobs, desc="writing world media", unit="file", disable=not progress):
-        sample, path = pools[m].samples[i], out / pools[m].path(i)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if m == "image":
-            media.save_image(sample.data, path)
-        elif m == "audio":
-            media.save_audio(sample.data, path, world.SAMPLE_RATE)
-        else:
-            media.save_video(sample.data, path, fps=VIDEO_FPS)
-        written[m] += 1
-
-    write_records(built, out)
     pairs, splits = _counts(built)
     manifest = {
         "recipe": "world", "recipe_version": RECIPE_VERSION, "seed": seed,
@@ -309,83 +327,133 @@ def build_world_dataset(out: str | os.PathLike, records: int = 12_000, seed: int
         "unseen_combinations": {m: sorted("/".join(c) for c in world.UNSEEN[m]) for m in MODALITIES},
         "paraphrased": paraphrase is not None,
     }
-    write_manifest(out, manifest)
+    with files.atomic_dir(out) as tmp:
+        for m, i in tqdm(jobs, desc="writing world media", unit="file", disable=not progress):
+            sample, path = pools[m].samples[i], tmp / pools[m].path(i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if m == "image":
+                media.save_image(sample.data, path)
+            elif m == "audio":
+                media.save_audio(sample.data, path, world.SAMPLE_RATE)
+            else:
+                media.save_video(sample.data, path, fps=VIDEO_FPS)
+            written[m] += 1
+        write_records(built, tmp)
+        write_manifest(tmp, manifest)
     brief = {k: v for k, v in manifest.items() if k not in ("held_out_templates", "unseen_combinations")}
     return {**brief, "out": str(out), "paraphrase_failures": len(failures),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
 # ---- builder (b): a teacher's own captioned media ----------------------------------------------------------
+def _table_text(table: Path) -> str:
+    """The text of a CSV table: UTF-8 (a byte-order mark is allowed) or UTF-16 with its byte-order mark, as
+    spreadsheets save them. Anything else is refused, naming the line and byte of the first bad byte."""
+    raw = table.read_bytes()
+    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DatasetError(f"{table}: a caption table must be UTF-8 (or UTF-16 with a byte-order mark); line {line} "
+                           f"is not (byte {err.start + 1} of the file: {raw[err.start:err.start + 1]!r}). Save it as "
+                           f"'CSV UTF-8', or convert it: `iconv -f latin1 -t utf-8 in.csv > out.csv`") from None
+    if "\0" in text:
+        raise DatasetError(f"{table}: holds NUL characters: UTF-16 without a byte-order mark? Save it as UTF-8")
+    return text
+
+
 def _read_table(table: Path) -> list[tuple[int, dict]]:
-    """(line number, row) of a CSV with the header ``file,caption`` or a JSONL of {"file", "caption"}."""
-    rows = []
-    if table.suffix.lower() == ".csv":
-        with open(table, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"file", "caption"} <= {h.strip() for h in reader.fieldnames}:
-                raise DatasetError(f"{table}: the first row must be the header 'file,caption'; "
-                                   f"got {reader.fieldnames}")
-            for row in reader:
-                rows.append((reader.line_num, {(k or "").strip(): v for k, v in row.items()}))
-    elif table.suffix.lower() in (".jsonl", ".json"):
-        for number, line in lines_of(table):
-            obj, err = parse_line(line)
-            rows.append((number, obj if err is None and isinstance(obj, dict) else {"_error": err or
-                                                                                    "not a JSON object"}))
-    else:
+    """(line number, row) of a CSV with the header ``file,caption`` or a JSONL of {"file", "caption"}; a row that
+    cannot be parsed is ``{"_error": why}``."""
+    if table.suffix.lower() in (".jsonl", ".json"):  # JSON is UTF-8: record_lines reads it line by line
+        return [(number, obj if isinstance(obj, dict) else {"_error": err or "not a JSON object"})
+                for number, obj, err in record_lines(table)]
+    if table.suffix.lower() != ".csv":
         raise DatasetError(f"{table}: unknown table format {table.suffix!r}; use a .csv (file,caption) or a "
                            f".jsonl ({{\"file\": ..., \"caption\": ...}} per line)")
-    return rows
+    text = _table_text(table)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # no field is too long to read: _row_item caps captions
+    try:
+        header = reader.fieldnames
+        if not header or not {"file", "caption"} <= {h.strip() for h in header}:
+            raise DatasetError(f"{table}: the first row must be the header 'file,caption'; got {header}")
+        return [(reader.line_num, {(k or "").strip(): v for k, v in row.items()}) for row in reader]
+    except csv.Error as err:
+        raise DatasetError(f"{table}:{reader.line_num}: {err}") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _row_item(row: dict, base: Path) -> tuple[str, Path, str] | str:
+    """(modality, media file, caption) of one table row, or why the row cannot be used. The file is checked by
+    ``stat`` before it is loaded, so a FIFO is never opened."""
+    file, text = row.get("file"), row.get("caption")
+    if "_error" in row:
+        return row["_error"]
+    if not isinstance(file, str) or not file.strip():
+        return "no 'file'"
+    if not isinstance(text, str) or not text.strip():
+        return f"empty caption for {file!r}"
+    for what, value in (("file name", file), ("caption", text)):
+        if not valid_unicode(value):
+            return f"the {what} {value!r:.80} holds a lone surrogate (invalid Unicode)"
+    text = " ".join(text.split())
+    if len(text) > MAX_CAPTION_CHARS:
+        return (f"the caption of {file!r} has {len(text):,} characters, over the limit MAX_CAPTION_CHARS = "
+                f"{MAX_CAPTION_CHARS:,}; shorten it")
+    problem = meta.prompt_problem("text", text)  # a caption holding "Prompt:" would garble it
+    if problem:
+        return f"caption cannot be a prompt: {problem}"
+    source = Path(file.strip())
+    source = source if source.is_absolute() else base / source
+    try:
+        modality = media.modality_of(source)
+        kind = file_problem(source)
+        if kind:
+            raise MediaError(f"{source} {kind}")
+        load_medium(modality, source)
+    except Exception as err:
+        return str(err)
+    return modality, source, text
 
 
 def build_from_captions(table: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
                         paraphrase: Callable[[str], str] | None = None, progress: bool = True) -> dict:
     """Turn a folder of captioned media into an instruction dataset in ``out``; returns a summary.
 
-    ``table`` is a CSV (header ``file,caption``) or JSONL (``{"file": ..., "caption": ...}``); a relative
-    ``file`` is relative to the table's folder. Each file's modality comes from ``media.modality_of``; it is
-    checked by loading it and copied to ``out/media/<modality>/NNNNN<ext>``. Each item gives an X→text record
-    (describe it; the answer is its caption) and a text→X record (the caption is the generator's prompt), from
-    the same templates as the world. Items are split 80/10/10 into train/val/test, and the test items also get
-    a "phrasing" record pair with held-out templates. Rows that cannot be used (missing or unreadable file,
-    empty caption) are skipped and listed in the summary's ``skipped``. ``paraphrase``: as in
-    ``build_world_dataset``.
+    ``table`` is a CSV (header ``file,caption``; UTF-8, or UTF-16 with a byte-order mark) or JSONL
+    (``{"file": ..., "caption": ...}``); a relative ``file`` is relative to the table's folder. Each file's
+    modality comes from ``media.modality_of``; it is checked by loading it and copied to
+    ``out/media/<modality>/NNNNN<ext>``. Each item gives an X→text record (describe it; the answer is its
+    caption) and a text→X record (the caption is the generator's prompt), from the same templates as the world.
+    Items are split 80/10/10 into train/val/test, and the test items also get a "phrasing" record pair with
+    held-out templates. Rows that cannot be used (a missing, unreadable or non-regular file, an empty caption or
+    one over ``MAX_CAPTION_CHARS``, invalid Unicode) are skipped and listed in the summary's ``skipped``.
+    ``paraphrase``: as in ``build_world_dataset``. Writing ``out`` is as safe as there (module docstring).
     """
     table, out = Path(table), Path(out)
-    if not table.is_file():
-        raise DatasetError(f"caption table {table} does not exist")
-    _prepare_out(out)
+    problem = file_problem(table)
+    if problem:
+        raise DatasetError(f"caption table {table} {problem}")
+    with files.locked(out, what="dataset"):
+        _check_out(out)
+        return _build_captions(table, out, seed, paraphrase, progress)
+
+
+def _build_captions(table: Path, out: Path, seed: int, paraphrase: Callable[[str], str] | None,
+                    progress: bool) -> dict:
+    """``build_from_captions`` inside the lock: every row is checked before anything is written."""
     skipped: list[str] = []
     items: list[tuple[str, Path, str]] = []  # (modality, source file, caption)
-    rows = _read_table(table)
-    for number, row in tqdm(rows, desc="checking media", unit="file", disable=not progress):
-        where = f"{table.name}:{number}"
-        if "_error" in row:
-            skipped.append(f"{where}: {row['_error']}")
-            continue
-        file, text = row.get("file"), row.get("caption")
-        if not isinstance(file, str) or not file.strip():
-            skipped.append(f"{where}: no 'file'")
-            continue
-        if not isinstance(text, str) or not text.strip():
-            skipped.append(f"{where}: empty caption for {file!r}")
-            continue
-        text = " ".join(text.split())
-        problem = meta.prompt_problem("text", text)  # a caption holding "Prompt:" would garble it
-        if problem:
-            skipped.append(f"{where}: caption cannot be a prompt: {problem}")
-            continue
-        source = Path(file.strip())
-        source = source if source.is_absolute() else table.parent / source
-        try:
-            modality = media.modality_of(source)
-            if not source.is_file():
-                raise MediaError(f"{source} does not exist")
-            load_medium(modality, source)
-        except Exception as err:
-            skipped.append(f"{where}: {err}")
-            continue
-        items.append((modality, source, text))
+    for number, row in tqdm(_read_table(table), desc="checking media", unit="file", disable=not progress):
+        item = _row_item(row, table.parent)
+        if isinstance(item, str):
+            skipped.append(f"{table.name}:{number}: {item}")
+        else:
+            items.append(item)
     if not items:
         raise DatasetError(f"{table}: no usable rows ({len(skipped)} skipped: {skipped[:3]})")
 
@@ -399,10 +467,11 @@ def build_from_captions(table: str | os.PathLike, out: str | os.PathLike, seed: 
     failures: list[str] = []
     by_split: dict[str, list[Record]] = {s: [] for s in SPLITS}
     counters = {m: 0 for m in MODALITIES}
+    copies: list[tuple[Path, str]] = []
     for i, (modality, source, text) in enumerate(items):
         rel = f"media/{modality}/{counters[modality]:05d}{source.suffix.lower()}"
         counters[modality] += 1
-        _copy_atomic(source, out / rel)
+        copies.append((source, rel))
         found = world.attributes_of(text, modality)
         attributes = {modality: found} if found else {}
         split = split_of[i]
@@ -421,15 +490,14 @@ def build_from_captions(table: str | os.PathLike, out: str | os.PathLike, seed: 
         for k, record in enumerate(by_split[s]):
             record.id = f"{s}-{k:05d}"
             built.append(record)
-    write_records(built, out)
     pairs, splits = _counts(built)
     manifest = {"recipe": "captions", "recipe_version": RECIPE_VERSION, "seed": seed, "source": table.name,
                 "records": len(built), "splits": splits, "pairs": {p: c for p, c in pairs.items() if c},
                 "media": counters, "skipped_rows": len(skipped), "paraphrased": paraphrase is not None}
-    write_manifest(out, manifest)
+    with files.atomic_dir(out) as tmp:
+        for source, rel in copies:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / rel)
+        write_records(built, tmp)
+        write_manifest(tmp, manifest)
     return {**manifest, "out": str(out), "skipped": skipped, "paraphrase_failures": len(failures)}
-
-
-def _copy_atomic(source: Path, dest: Path) -> None:
-    with files.atomic_path(dest) as tmp:
-        shutil.copyfile(source, tmp)

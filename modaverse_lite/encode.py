@@ -180,7 +180,7 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
 def record_features(records, root: str | os.PathLike, profile: str | Profile = "auto", progress: bool = True):
     """The features of the records' media, each medium encoded once (and cached), and each record's row:
     ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record."""
-    paths: dict[str, dict[str, int]] = {}
+    paths: dict[str, dict[str, tuple[int, Path]]] = {}  # modality -> media path -> (row, file)
     rows = []
     for r in records:
         inputs = r.inputs
@@ -189,8 +189,10 @@ def record_features(records, root: str | os.PathLike, profile: str | Profile = "
             continue
         m = inputs[0]
         table = paths.setdefault(m, {})
-        rows.append((m, table.setdefault(r.media[m], len(table))))
-    features = {m: encode([Path(root) / p for p in table], m, profile, progress=progress)
+        if r.media[m] not in table:
+            table[r.media[m]] = (len(table), r.media_path(root, m))  # DatasetError if the path leaves root
+        rows.append((m, table[r.media[m]][0]))
+    features = {m: encode([file for _, file in table.values()], m, profile, progress=progress)
                 for m, table in paths.items()}
     return features, rows
 

@@ -15,14 +15,20 @@ Every record names its input→output ``pair`` (``instructions.PAIRS``) and a ``
 ``test`` (same distribution, media never used in training); ``unseen`` (attribute combinations held out of
 training, ``world.UNSEEN``); ``phrasing`` (templates unused in training). ``check_dataset`` reports every problem
 with its line number; a bad record never stops a check. ``dataset.py`` builds datasets in this schema.
+
+Untrusted input stays inside two limits: a line of records.jsonl is at most ``MAX_RECORD_BYTES``, and a media path
+must name a file inside the dataset folder (``media_path_problem``). Reading refuses what breaks them, so training
+never reads outside the folder or parses a 50 MB line.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +41,9 @@ RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val", "test", "unseen", "phrasing")
 REQUIRED_KEYS = ("id", "split", "pair", "instruction", "media", "target", "captions")
+MAX_RECORD_BYTES = 64 * 1024  # a line of records.jsonl, line end included; a real record is under 1 KiB
+MAX_NAME_BYTES = 255  # one name of a media path (as UTF-8): what common file systems allow
+MAX_NESTING = 16  # levels of JSON arrays / objects in one line; a record has 3 (attributes → modality → value)
 
 
 # ---- the record --------------------------------------------------------------------------------------------
@@ -67,10 +76,14 @@ class Record:
         return [m for m in MODALITIES if self.media.get(m)]
 
     def media_path(self, root: str | os.PathLike, modality: str) -> Path:
-        """The file of this record's ``modality`` input inside dataset folder ``root``."""
+        """The file of this record's ``modality`` input inside dataset folder ``root``; DatasetError if its path
+        leaves the folder (``media_path_problem``)."""
         rel = self.media.get(modality)
         if not rel:
             raise DatasetError(f"record {self.id!r} has no {modality} input; it has {self.inputs or 'none'}")
+        problem = media_path_problem(root, modality, rel)
+        if problem:
+            raise DatasetError(f"record {self.id!r}: {problem}")
         return Path(root) / rel
 
     def response(self) -> str:
@@ -170,6 +183,9 @@ def _structure_problems(obj: object) -> list[str]:
     if "attributes" in obj and not (isinstance(obj["attributes"], dict)
                                     and all(is_str_map(a) for a in obj["attributes"].values())):
         wrong("attributes", "an object of modality → {attribute: value}")
+    if not valid_unicode(obj):
+        out += [f"{k!r} holds a lone surrogate (invalid Unicode): {v!r:.60}" for k, v in obj.items()
+                if k != "media" and not valid_unicode(v)]  # media paths: media_path_problem says it
     if media_ok and target_ok and isinstance(obj.get("pair"), str):
         expected = pair_name([m for m in MODALITIES if obj["media"].get(m)], obj["target"]["modality"])
         if obj["pair"] != expected:
@@ -183,25 +199,120 @@ def _records_path(path: str | os.PathLike) -> Path:
     return p if p.suffix == ".jsonl" else p / RECORDS_FILE
 
 
-def lines_of(path: Path) -> Iterable[tuple[int, str]]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line
+def valid_unicode(value: object) -> bool:
+    """Whether every string in ``value`` (a parsed JSON value) can be written as UTF-8: JSON's ``"\\ud800"`` gives
+    a lone surrogate, a string no file, terminal or tokenizer accepts."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def record_lines(path: Path) -> Iterator[tuple[int, object, str | None]]:
+    """(line number, parsed JSON or None, problem or None) for each non-blank line of a JSONL file.
+
+    Lines are read as bytes with a bounded ``readline``: a line over ``MAX_RECORD_BYTES`` is a problem, skipped
+    without ever being held whole in memory. Each line is decoded as UTF-8 on its own, so a bad byte is a
+    problem on its line (never silently replaced).
+    """
+    with open(path, "rb") as f:
+        number = 0
+        while raw := f.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_RECORD_BYTES:
+                size = len(raw)
+                while not raw.endswith(b"\n") and (raw := f.readline(MAX_RECORD_BYTES)):
+                    size += len(raw)
+                yield number, None, (f"line is {size:,} bytes, over the limit MAX_RECORD_BYTES = "
+                                     f"{MAX_RECORD_BYTES:,}; a record holds short texts and media paths, not data")
+                continue
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                yield number, None, (f"not valid UTF-8 at byte {err.start + 1} of the line "
+                                     f"({raw[err.start:err.start + 4]!r}); save the file as UTF-8")
+                continue
+            yield number, *parse_line(text)
 
 
 def parse_line(line: str) -> tuple[object, str | None]:
+    """One JSON value, or what is wrong with the text: a problem, never an exception. A value nested deeper
+    than ``MAX_NESTING`` is refused here, so no later (recursive) check can overflow the stack."""
+    deep = f"malformed JSON: nested deeper than MAX_NESTING = {MAX_NESTING} levels"
     try:
-        return json.loads(line.strip()), None
+        obj = json.loads(line.strip())
     except json.JSONDecodeError as err:
         return None, f"malformed JSON: {err.msg} at column {err.colno}"
+    except RecursionError:
+        return None, deep
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        return None, f"malformed JSON: {err}"
+    level, depth = [obj], 0
+    while level := [x for x in level if isinstance(x, (dict, list))]:  # breadth first, without recursion
+        depth += 1
+        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)]
+    return (obj, None) if depth <= MAX_NESTING else (None, deep)
+
+
+def media_path_problem(root: str | os.PathLike, modality: str, rel: str) -> str | None:
+    """Why media path ``rel`` cannot name a file inside dataset folder ``root`` (None if it can).
+
+    The one path rule of the package, cheap enough for every record read: lexical checks (empty, NUL, invalid
+    Unicode, a name too long, absolute or a drive letter, ``..``), then one ``realpath`` for symlinks that
+    leave ``root``. The file is not opened (the checker does that).
+    """
+    name = f"{modality} path {rel!r}"
+    parts = re.split(r"[\\/]", rel)
+    if not rel.strip():
+        return f"empty {modality} path"
+    if "\0" in rel:
+        return f"{name} holds a NUL byte"
+    if not valid_unicode(rel):
+        return f"{name} holds a lone surrogate (invalid Unicode)"
+    if any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
+        return f"{name} has a name over MAX_NAME_BYTES = {MAX_NAME_BYTES} bytes, more than file systems allow"
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel):
+        return f"{name} is absolute; media paths must be relative to the dataset folder"
+    if ".." in parts:
+        return f"{name} uses '..' and escapes the dataset folder; keep media inside it"
+    try:
+        real_root, resolved = os.path.realpath(root), os.path.realpath(os.path.join(root, rel))
+        inside = os.path.commonpath([real_root, resolved]) == real_root
+    except (OSError, ValueError) as err:
+        return f"{name} cannot be resolved: {err}"
+    if not inside:
+        return f"{name} is a symlink to {resolved}, outside the dataset folder; copy the file in instead"
+    return None
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a regular file (None if it is), from ``stat`` alone, so a FIFO is never opened:
+    "does not exist", "is a folder", "is not a regular file (a FIFO)", "is a symlink loop", ..."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "is a broken symlink" if os.path.islink(path) else "does not exist"
+    except OSError as err:
+        return "is a symlink loop" if err.errno == errno.ELOOP else f"cannot be read ({err.strerror})"
+    except ValueError as err:  # a NUL byte or a lone surrogate in the name
+        return f"cannot be a file name ({err})"
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"is not a regular file ({kind})"
+    return None
 
 
 def read_records(path: str | os.PathLike, split: str | None = None, strict: bool = True) -> list[Record]:
     """The records of a dataset folder (or a ``.jsonl`` file), optionally of one ``split``, in file order.
 
-    ``strict`` raises DatasetError naming the file and line of the first bad line; otherwise bad lines are
-    skipped (``check_dataset`` lists them). Media files are not opened here.
+    ``strict`` raises DatasetError naming the file and line of the first bad line (and one for a file with no
+    records); otherwise bad lines are skipped (``check_dataset`` lists them). A record whose media path leaves
+    the folder is a bad line. Media files are not opened here.
     """
     file = _records_path(path)
     if not file.is_file():
@@ -209,13 +320,19 @@ def read_records(path: str | os.PathLike, split: str | None = None, strict: bool
                            f"`python -m modaverse_lite data build --out DIR`")
     if split is not None and split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
-    out = []
-    for number, line in lines_of(file):
-        obj, err = parse_line(line)
+    out, lines, paths = [], 0, {}  # paths: the problem of each media path, checked once
+    for number, obj, err in record_lines(file):
+        lines += 1
         try:
             if err:
                 raise DatasetError(err)
             record = Record.from_dict(obj)
+            for m in record.inputs:
+                rel = record.media[m]
+                if (m, rel) not in paths:
+                    paths[m, rel] = media_path_problem(file.parent, m, rel)
+                if paths[m, rel]:
+                    raise DatasetError(paths[m, rel])
         except DatasetError as e:
             if strict:
                 raise DatasetError(f"{file}:{number}: {e}; run `python -m modaverse_lite data check "
@@ -223,6 +340,9 @@ def read_records(path: str | os.PathLike, split: str | None = None, strict: bool
             continue
         if split is None or record.split == split:
             out.append(record)
+    if strict and not lines:
+        raise DatasetError(f"{file}: no records (the file is empty or blank); build a dataset with "
+                           f"`python -m modaverse_lite data build --out DIR`")
     return out
 
 
@@ -276,53 +396,39 @@ class CheckReport:
         if self.missing_pairs:
             lines.append(f"pairs with no record: {', '.join(self.missing_pairs)}")
         lines += [f"line {p.line}{f' ({p.id})' if p.id else ''}: {p.message}" for p in self.problems]
-        return "\n".join(lines)
+        return "\n".join(lines).encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates too
 
 
 def _media_problem(root: Path, modality: str, rel: str, cache: dict[str, str | None]) -> str | None:
     """What is wrong with media path ``rel`` of ``modality`` (None if nothing); files are loaded once each."""
     key = f"{modality}:{rel}"
-    if key in cache:
-        return cache[key]
-    problem: str | None = None
-    if not rel.strip():
-        problem = f"empty {modality} path"
-    elif os.path.isabs(rel) or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel):
-        problem = f"{modality} path {rel!r} is absolute; media paths must be relative to the dataset folder"
-    elif ".." in re.split(r"[\\/]", rel):
-        problem = f"{modality} path {rel!r} uses '..' and escapes the dataset folder; keep media inside it"
-    else:
-        path = root / rel
-        real_root = root.resolve()
-        try:
-            resolved = path.resolve()
-        except (OSError, RuntimeError) as err:
-            resolved, problem = None, f"{modality} path {rel!r} cannot be resolved: {err}"
-        if resolved is not None:
-            if resolved != real_root and real_root not in resolved.parents:
-                problem = (f"{modality} path {rel!r} is a symlink to {resolved}, outside the dataset folder; "
-                           f"copy the file in instead")
-            elif not path.exists():
-                problem = f"missing {modality} file {rel!r}"
-            else:
-                try:
-                    kind = media.modality_of(path)
-                    if kind != modality:
-                        problem = f"{rel!r} is a {kind} file but is listed as {modality}"
-                    else:
-                        load_medium(modality, path)
-                except Exception as err:
-                    problem = f"unreadable {modality} file {rel!r}: {err}"
-    cache[key] = problem
-    return problem
+    if key not in cache:
+        problem = media_path_problem(root, modality, rel)
+        kind = None if problem else file_problem(root / rel)
+        if kind == "does not exist":
+            problem = f"missing {modality} file {rel!r}"
+        elif kind:
+            problem = f"{modality} path {rel!r} {kind}"
+        elif not problem:
+            try:
+                found = media.modality_of(rel)
+                if found != modality:
+                    problem = f"{rel!r} is a {found} file but is listed as {modality}"
+                else:
+                    load_medium(modality, root / rel)
+            except Exception as err:
+                problem = f"unreadable {modality} file {rel!r}: {err}"
+        cache[key] = problem
+    return cache[key]
 
 
 def check_dataset(path: str | os.PathLike) -> CheckReport:
     """Validate a dataset folder: every line of records.jsonl and every media file it names.
 
-    Problems found: malformed JSON, missing keys, wrong types, an unknown split or modality flag, an empty
-    instruction or prompt, a pair that does not match media and target, a duplicate id, and media that are
-    missing, unreadable, of the wrong kind, or outside the folder (absolute, ``..``, a symlink out).
+    Problems found: no records at all, a line over ``MAX_RECORD_BYTES`` or not UTF-8, malformed JSON, missing
+    keys, wrong types, invalid Unicode, an unknown split or modality flag, an empty instruction or prompt, a pair
+    that does not match media and target, a duplicate id, and media that are missing, not a regular file,
+    unreadable, of the wrong kind, or outside the folder (``media_path_problem``).
     """
     file = _records_path(path)
     root = file.parent
@@ -332,9 +438,8 @@ def check_dataset(path: str | os.PathLike) -> CheckReport:
         return report
     seen_ids: dict[str, int] = {}
     cache: dict[str, str | None] = {}
-    for number, line in lines_of(file):
+    for number, obj, err in record_lines(file):
         report.records += 1
-        obj, err = parse_line(line)
         messages = [err] if err else _structure_problems(obj)
         rid = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
         if isinstance(obj, dict):
@@ -356,6 +461,8 @@ def check_dataset(path: str | os.PathLike) -> CheckReport:
                             messages.append(problem)
         report.problems += [Problem(number, rid, msg) for msg in messages]
         report.valid += not messages
+    if not report.records:
+        report.problems.append(Problem(0, None, f"no records: {file} is empty or blank"))
     return report
 
 
