@@ -135,14 +135,19 @@ class FeatureCache:
         self.dirty = False
 
 
+HASH_CHUNK = 1 << 20  # files are hashed 1 MiB at a time, so a 12 GB video costs 1 MiB of memory, not 12 GB
+
+
 def content_hash(item) -> str:
-    """sha256 of a file's bytes or of an array's dtype, shape and bytes."""
+    """sha256 of a file's bytes (read in chunks of ``HASH_CHUNK``) or of an array's dtype, shape and bytes."""
     h = hashlib.sha256()
     if isinstance(item, (str, Path)):
         p = Path(item)
         if not p.is_file():
             raise MediaError(f"{p}: no such file" + (" (it is a directory)" if p.is_dir() else ""))
-        h.update(p.read_bytes())
+        with open(p, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                h.update(chunk)
     else:
         a = np.ascontiguousarray(np.asarray(item))
         h.update(f"{a.dtype}{a.shape}".encode())

@@ -10,9 +10,14 @@ Anything that cannot become one of those (a missing, empty, corrupt or truncated
 array of the wrong shape, NaN audio, a decompression bomb) raises ``MediaError`` naming the file and the reason, so a
 bad file in a dataset of thousands is found at once. This module knows nothing of models.
 
+Size is checked from the header, before decoding: the ``MAX_*`` limits below bound the pixels of one image or frame,
+the frames and the pixels decoded for one clip, and the seconds of audio, so a small file that would decode to
+gigabytes (a decompression bomb) is refused in milliseconds.
+
 Libraries: PIL for images and GIFs, soundfile (libsndfile) for audio with librosa as the fallback reader and the
-resampler, and imageio-ffmpeg (the ffmpeg backend of imageio) for MP4 and WebM. Every save is atomic: a temporary
-file in the same folder, renamed over the target only once it is complete.
+resampler, and imageio-ffmpeg (the ffmpeg backend of imageio) for MP4 and WebM; ``video.py`` reads a GIF's frame
+table and writes clips. Every save is atomic: a temporary file in the same folder, renamed over the target only once
+it is complete.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from PIL import Image, ImageOps, ImageSequence
 
 from .errors import MediaError
 from .files import atomic_path
+from .video import gif_table, write_clip
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
@@ -40,6 +46,8 @@ EXTS: dict[str, tuple[str, ...]] = {"image": IMAGE_EXTS, "audio": AUDIO_EXTS, "v
 MAX_IMAGE_PIXELS = 40_000_000  # per image or video frame; larger is refused (decompression bombs)
 MAX_AUDIO_SECONDS = 600  # longer audio is refused unless the caller cuts it with max_seconds
 MAX_VIDEO_FRAMES_READ = 10_000  # longer videos are refused: cut them first
+MAX_VIDEO_PIXELS = 1_000_000_000  # frames x width x height decoded per clip (16 s of 1080p at 30 fps); more: refused
+_BUFFER_PIXELS = 200_000_000  # MP4 / WebM frames kept while sampling: at most this many pixels (600 MB) or 2 x frames
 
 _MAX_AUDIO_CHANNELS = 8
 _TRUNCATION_SLACK = 0.02  # compressed formats estimate their length; a shortfall beyond 2% means truncated
@@ -400,32 +408,77 @@ def _video_array(src, what: str = "video array") -> np.ndarray:
     return _to_rgb(a, what)
 
 
-def _gif_frames(path: Path) -> Iterator[tuple[np.ndarray, float]]:
-    """(frame, duration in ms) for each GIF frame; PIL composes each frame over the ones before it."""
+def _check_clip(path: Path, frames: float, pixels: float, slack: float = 1.0) -> None:
+    """Refuse a clip of more than MAX_VIDEO_FRAMES_READ frames or MAX_VIDEO_PIXELS decoded pixels in all.
+
+    Called with the header's numbers before decoding (``slack`` > 1 when they are an estimate), then as it decodes.
+    """
+    about = "about " if slack > 1 else ""
+    if frames > MAX_VIDEO_FRAMES_READ * slack:
+        raise MediaError(f"{path}: {about}{frames:,.0f} frames is over MAX_VIDEO_FRAMES_READ="
+                         f"{MAX_VIDEO_FRAMES_READ:,}; cut the clip first (e.g. ffmpeg -t 10)")
+    if pixels > MAX_VIDEO_PIXELS * slack:
+        raise MediaError(f"{path}: {about}{frames:,.0f} frames of {pixels / max(frames, 1):,.0f} pixels is "
+                         f"{pixels:,.0f} pixels to decode, over MAX_VIDEO_PIXELS={MAX_VIDEO_PIXELS:,} (a guard against "
+                         f"decompression bombs); cut or downscale it first (e.g. ffmpeg -t 10 -vf scale=640:-2)")
+
+
+def _read_gif(path: Path, frames: int) -> np.ndarray:
+    """``frames`` frames of a GIF, sampled by time (PIL composes each frame over the ones before it).
+
+    The frame times come first, read from the blocks (``video.gif_table``): so the limits are checked before
+    decoding, only the sampled frames become arrays, and decoding stops at the last of them.
+    """
     with Image.open(path) as img:
         if img.format != "GIF":
             raise MediaError(f"{path}: is a {img.format} file, not a GIF")
-        _check_pixels(img.width, img.height, str(path))
-        for frame in ImageSequence.Iterator(img):
-            duration = frame.info.get("duration") or 100  # 0 / missing: browsers show 100 ms
-            yield _pil_to_rgb(frame, str(path)), float(duration)
+        delays, (w, h) = gif_table(path, MAX_VIDEO_FRAMES_READ)
+        _check_pixels(w, h, str(path))
+        _check_clip(path, len(delays), len(delays) * w * h)
+        if not delays:
+            raise MediaError(f"{path}: contains no video frames")
+        wanted = _sample_evenly(np.cumsum([0.0] + delays[:-1]), sum(delays), frames)
+        kept, pixels, keep, last = {}, 0, set(wanted.tolist()), int(wanted[-1])
+        for i, frame in enumerate(ImageSequence.Iterator(img)):
+            _check_pixels(frame.width, frame.height, str(path))  # again as PIL decodes, in case it reads otherwise
+            pixels += frame.width * frame.height
+            _check_clip(path, i + 1, pixels)
+            if i in keep:
+                kept[i] = _pil_to_rgb(frame, str(path))
+            if i == last:
+                break
+    if last not in kept:
+        raise MediaError(f"{path}: truncated GIF: its blocks promise {len(delays)} frames, PIL decoded fewer")
+    return np.stack([kept[i] for i in wanted])
 
 
-def _ffmpeg_frames(path: Path) -> Iterator[tuple[np.ndarray, float]]:
-    """(frame, 1.0) for each decoded frame of an MP4 / WebM, streamed from one ffmpeg process."""
+def _read_ffmpeg(path: Path, frames: int) -> np.ndarray:
+    """``frames`` frames of an MP4 / WebM, sampled evenly, streamed from one ffmpeg process.
+
+    The header only estimates the frame count (duration x fps), so frames are kept in a bounded, evenly strided
+    buffer while decoding: when it is full, every other kept frame is dropped and the stride doubles.
+    """
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     try:
         meta = next(reader)
         w, h = meta["size"]
         _check_pixels(w, h, str(path))
         estimate = (meta.get("duration") or 0) * (meta.get("fps") or 0)
-        if estimate > MAX_VIDEO_FRAMES_READ * 1.05:
-            raise MediaError(f"{path}: about {estimate:.0f} frames is over MAX_VIDEO_FRAMES_READ="
-                             f"{MAX_VIDEO_FRAMES_READ}; cut the clip first (e.g. ffmpeg -t 10)")
+        _check_clip(path, estimate, estimate * w * h, slack=1.05)
+        budget = max(2 * frames, min(max(64, 16 * frames), _BUFFER_PIXELS // (w * h)))
+        kept, stride, count = [], 1, 0
         for raw in reader:
-            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3), 1.0
+            count += 1
+            _check_clip(path, count, count * w * h)
+            if (count - 1) % stride == 0:
+                kept.append(np.frombuffer(raw, np.uint8).reshape(h, w, 3))
+                if len(kept) >= budget:
+                    kept, stride = kept[::2], stride * 2
     finally:
         reader.close()  # stops ffmpeg if we leave early
+    if not kept:
+        raise MediaError(f"{path}: contains no video frames")
+    return np.stack([kept[i] for i in _sample_evenly(np.arange(len(kept)) * stride, count, frames)])
 
 
 def _sample_evenly(starts: np.ndarray, total: float, frames: int) -> np.ndarray:
@@ -441,53 +494,21 @@ def load_video(src: str | os.PathLike | np.ndarray, frames: int = 8) -> np.ndarr
     """A clip as ``(frames, H, W, 3)`` uint8 RGB: ``frames`` frames sampled evenly over its time.
 
     From an MP4/WebM (ffmpeg), a GIF (PIL, honouring per-frame durations) or a ``(T, H, W, 3)`` array.
-    Clips shorter than ``frames`` repeat frames, in order.
+    Clips shorter than ``frames`` repeat frames, in order. A file over ``MAX_IMAGE_PIXELS`` a frame,
+    ``MAX_VIDEO_FRAMES_READ`` frames or ``MAX_VIDEO_PIXELS`` in all is refused from its header, before decoding.
     """
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise MediaError(f"frames must be a positive whole number, got {frames!r}")
     if not _is_path(src):
         clip = _video_array(src)
         return clip[_sample_evenly(np.arange(len(clip)), len(clip), int(frames))]
-
     path = _check_file(src, "video")
-    decoded = _gif_frames(path) if path.suffix.lower() == ".gif" else _ffmpeg_frames(path)
-    # Keep a bounded, evenly strided subset while decoding, so a long clip never fills memory:
-    # when the buffer is full, drop every other kept frame and double the stride.
-    budget = max(64, 16 * int(frames))
-    kept, starts, stride, count, total = [], [], 1, 0, 0.0
     try:
-        for frame, duration in decoded:
-            if count >= MAX_VIDEO_FRAMES_READ:
-                raise MediaError(f"{path}: has more than MAX_VIDEO_FRAMES_READ={MAX_VIDEO_FRAMES_READ} frames; "
-                                 f"cut the clip first")
-            if count % stride == 0:
-                kept.append(frame)
-                starts.append(total)
-                if len(kept) >= budget:
-                    kept, starts, stride = kept[::2], starts[::2], stride * 2
-            count += 1
-            total += duration
+        return (_read_gif if path.suffix.lower() == ".gif" else _read_ffmpeg)(path, int(frames))
     except MediaError:
         raise
     except Exception as e:  # ffmpeg: "Invalid data found", "moov atom not found"; PIL: "truncated", …
         raise MediaError(f"{path}: not a readable video (corrupt or truncated?): {_reason(e)}") from e
-    finally:
-        decoded.close()
-    if not kept:
-        raise MediaError(f"{path}: contains no video frames")
-    return np.stack([kept[i] for i in _sample_evenly(np.asarray(starts), total, int(frames))])
-
-
-def _pad_even(clip: np.ndarray) -> np.ndarray:
-    """Repeat the last row / column so height and width are even, as yuv420p requires."""
-    pad_h, pad_w = clip.shape[1] % 2, clip.shape[2] % 2
-    if pad_h or pad_w:
-        clip = np.pad(clip, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return np.ascontiguousarray(clip)
-
-
-_FFMPEG_CODECS = {".mp4": ("libx264", ["-crf", "18", "-preset", "veryfast"]),
-                  ".webm": ("libvpx", ["-crf", "10", "-b:v", "1M"])}
 
 
 def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 8) -> Path:
@@ -499,22 +520,8 @@ def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 8) -> Pat
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not fps > 0:
         raise MediaError(f"fps must be a positive number, got {fps!r}")
     clip = _video_array(frames)
-    ext = path.suffix.lower()
     with _atomic(path) as tmp:
-        if ext == ".gif":
-            images = [Image.fromarray(f) for f in clip]
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                           duration=1000.0 / fps, loop=0)
-        else:
-            clip = _pad_even(clip)
-            codec, params = _FFMPEG_CODECS[ext]
-            writer = imageio_ffmpeg.write_frames(str(tmp), (clip.shape[2], clip.shape[1]), fps=float(fps),
-                                                 codec=codec, quality=None, macro_block_size=2,
-                                                 ffmpeg_log_level="error", output_params=params)
-            writer.send(None)  # start ffmpeg
-            for frame in clip:
-                writer.send(frame)
-            writer.close()
+        write_clip(clip, tmp, float(fps))
     return path
 
 

@@ -26,11 +26,14 @@ that was not canonical. ``ok`` is True only when there are no notes. The rules `
 * Also kept as text, with a note: words before the first ``Modality:`` marker, and later lines after a media
   prompt's line (a media prompt is one line). A ``Modality:`` marker with nothing after it (``Modality: Modality:``)
   is dropped, with a note.
+* At most ``MAX_SEGMENTS`` ``Modality:`` segments are read: from the next marker on, the response is dropped, with
+  a note (so one response asks for at most that many generated files, and a runaway model costs no more).
 
 A prompt is *valid* (``prompt_problem`` returns None) when it is non-empty after stripping, holds no marker, and —
 for media — no line break. For valid segments the grammar round-trips:
 ``parse(format_segments(segments)).segments == segments``.
 
+``parse`` takes time linear in the length of the text: each regex scans forward from where the last one stopped.
 This module is pure Python: no torch, no numpy.
 """
 
@@ -43,6 +46,7 @@ FLAGS = ("TEXT", "IMAGE", "AUDIO", "VIDEO")
 TEXT, IMAGE, AUDIO, VIDEO = FLAGS
 MODALITIES = tuple(flag.lower() for flag in FLAGS)  # "text", "image", "audio", "video"
 MEDIA = MODALITIES[1:]
+MAX_SEGMENTS = 16  # 'Modality:' segments read per response, so at most this many files are generated
 
 # Markers are found case-insensitively, but only with ASCII case folding: "modalıty" (dotless i) is not a marker.
 # A marker must start a word: "multimodality:" is not a "Modality:" marker.
@@ -164,16 +168,16 @@ def _read_segment(raw: str, marker: str, body: str) -> tuple[list[Segment], list
         return as_text("empty flag []: expected one of [TEXT], [IMAGE], [AUDIO], [VIDEO]")
     if not word.isascii() or word.upper() not in FLAGS:
         return as_text(f"unknown flag [{word}]: expected one of [TEXT], [IMAGE], [AUDIO], [VIDEO]")
-    flag, rest, notes = word.upper(), body[flag_match.end():], []
-    keywords = []
-    while (m := _PROMPTS.match(rest)) is not None:
-        keywords.append(m.group(1))
-        rest = rest[m.end():]
-    if not keywords:
+    flag, notes = word.upper(), []
+    first, repeats, pos = "", 0, flag_match.end()
+    while (m := _PROMPTS.match(body, pos)) is not None:  # match at a position: slicing each time is quadratic
+        first, repeats, pos = first or m.group(1), repeats + 1, m.end()
+    if not repeats:
         return as_text(f"missing 'Prompt:' after [{flag}]")
-    if len(keywords) > 1:
-        notes.append(f"'Prompt:' repeated {len(keywords)} times in the [{flag}] segment; read as one")
-    if not marker.startswith("Modality") or word != flag or not keywords[0].startswith("Prompt"):
+    if repeats > 1:
+        notes.append(f"'Prompt:' repeated {repeats} times in the [{flag}] segment; read as one")
+    rest = body[pos:]
+    if not marker.startswith("Modality") or word != flag or not first.startswith("Prompt"):
         notes.append(f"non-canonical case in {_short(raw)}; read as [{flag}] (canonical: 'Modality: [{flag}] Prompt:')")
     rest, segments = rest.lstrip(), []
     if flag != TEXT:
@@ -202,8 +206,9 @@ def parse(text) -> MetaResponse:
         note = f"expected a str, got {type(text).__name__}; read as a text answer"
         return MetaResponse((Segment("text", words),), (note,), words)
 
-    marks = list(_MODALITY.finditer(text))
-    if not marks:
+    marks = _MODALITY.finditer(text)  # lazily: past MAX_SEGMENTS markers the rest is never scanned
+    mark = next(marks, None)
+    if mark is None:
         whole = text.strip()
         note = ("no 'Modality:' marker: the whole response is read as a text answer" if whole
                 else "empty response: read as an empty text answer")
@@ -211,16 +216,25 @@ def parse(text) -> MetaResponse:
 
     segments: list[Segment] = []
     notes: list[str] = []
-    before = text[: marks[0].start()].strip()
+    before = text[: mark.start()].strip()
     if before:
         segments.append(Segment("text", before))
         notes.append(f"words before the first 'Modality:' marker kept as text: {_short(before)}")
-    for i, mark in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+    cut = len(text)
+    for _ in range(MAX_SEGMENTS):
+        after = next(marks, None)
+        end = after.start() if after else len(text)
         segs, why = _read_segment(text[mark.start():end], mark.group(), text[mark.end():end])
         segments.extend(segs)
         notes.extend(why)
+        if after is None:
+            break
+        mark = after
+    else:  # a marker past the limit: drop it and everything after it
+        cut = mark.start()
+        notes.append(f"more than MAX_SEGMENTS={MAX_SEGMENTS} 'Modality:' segments: the {len(text) - cut:,} "
+                     f"characters from the next marker on were dropped: {_short(text[cut:cut + 200])}")
     if not segments:  # only empty markers: "Modality:" or "Modality: Modality:"
-        segments.append(Segment("text", text.strip()))
+        segments.append(Segment("text", text[:cut].strip()))
         notes.append("no readable segment: the whole response is read as a text answer")
     return MetaResponse(tuple(segments), tuple(notes), text)
