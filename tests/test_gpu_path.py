@@ -1,12 +1,12 @@
 """The gpu profile's code path, checked without a GPU: the choices it makes on a T4 or an A100, and the settings
-that a hub checkpoint brings along (fp16 variants, an instruct model's generation config, chat templates)."""
+that a hub checkpoint brings along (fp16 variants, an instruct model's generation config)."""
 
 import pytest
 import torch
 
 from modaverse_lite import profiles
-from modaverse_lite.generators import load_pipeline
 from modaverse_lite.evaluate import answer
+from modaverse_lite.generators import load_pipeline
 from modaverse_lite.model import ModaVerseLite
 from modaverse_lite.records import read_records
 from modaverse_lite.train import mixed_precision
