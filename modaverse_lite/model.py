@@ -33,7 +33,8 @@ from .errors import CheckpointError
 from .profiles import LoraSettings, Profile, get_profile
 
 MEDIA_START, MEDIA_END = "<Media>", "</Media>"
-USER, ASSISTANT = "User:", "\nAssistant:"
+USER, ASSISTANT = "User:", "\nAssistant:"  # the plain chat format, for an LLM without a chat template
+_MEDIA_MARK = "\ue000"  # where the media go in a chat template's text (a private-use character no text holds)
 CHECKPOINT = "checkpoint"  # the checkpoint folder inside a run folder
 INFO_FILE = "modaverse.json"  # the model's configuration and the run's settings and history
 SLOT = -1  # in ``ModelInputs.token_ids``: a position filled by a projected media embedding
@@ -153,11 +154,22 @@ class ModaVerseLite(nn.Module):
     # ---- text → examples -----------------------------------------------------------------------------------
     def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,
                  response: str | None = None) -> Example:
-        """Tokenise one instruction (and its target meta-response) once, ahead of training."""
+        """Tokenise one instruction (and its target meta-response) once, ahead of training.
+
+        An instruct LLM's tokenizer brings its chat template (``apply_chat_template``): the media go at the start
+        of the user's turn and the answer follows the template's assistant prompt. A tokenizer without one (the
+        tiny LLM's) gets the plain ``User: … Assistant: …`` format.
+        """
         def ids(text: str) -> list[int]:
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-        target = ids(" " + response) + [self.tokenizer.eos_token_id] if response is not None else []
+        eos = [self.tokenizer.eos_token_id]
+        if getattr(self.tokenizer, "chat_template", None):
+            turn = self.tokenizer.apply_chat_template([{"role": "user", "content": _MEDIA_MARK + instruction}],
+                                                      tokenize=False, add_generation_prompt=True)
+            before, after = turn.split(_MEDIA_MARK, 1)
+            return Example(ids(before), modality, row, ids(after), ids(response) + eos if response is not None else [])
+        target = ids(" " + response) + eos if response is not None else []
         return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target)
 
     def examples(self, records, rows, with_targets: bool = True) -> list[Example]:

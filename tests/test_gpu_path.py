@@ -7,7 +7,7 @@ import torch
 from modaverse_lite import profiles
 from modaverse_lite.evaluate import answer
 from modaverse_lite.generators import load_pipeline
-from modaverse_lite.model import ModaVerseLite
+from modaverse_lite.model import ModaVerseLite, build_model
 from modaverse_lite.records import read_records
 from modaverse_lite.train import mixed_precision
 
@@ -62,3 +62,18 @@ def test_the_gpu_profile_judges_whole_clips():
     gpu = profiles.GPU
     clip = gpu.generator_kwargs["text_to_audio"]["audio_length_in_s"]
     assert gpu.audio_seconds >= clip, "AudioLDM 2's clips would be judged on their first second only"
+
+
+def test_an_instruct_llms_chat_template_is_used_and_the_plain_format_otherwise(tiny_zoo):
+    model = build_model("tiny", seed=0)
+    decode = model.tokenizer.decode
+    plain = model.tokenize("Describe this image.", "image", 0, "Modality: [TEXT] Prompt: a red circle")
+    assert decode(plain.head) == "User:" and decode(plain.tail).endswith("\nAssistant:")
+    model.tokenizer.chat_template = ("{% for m in messages %}<turn>{{ m['role'] }}: {{ m['content'] }}</turn>"
+                                     "{% endfor %}{% if add_generation_prompt %}<turn>assistant:{% endif %}")
+    chat = model.tokenize("Describe this image.", "image", 0, "Modality: [TEXT] Prompt: a red circle")
+    assert decode(chat.head) == "<turn>user: "  # the media open the user's turn
+    assert decode(chat.tail) == "Describe this image.</turn><turn>assistant:"
+    assert decode(chat.target) == "Modality: [TEXT] Prompt: a red circle" + model.tokenizer.eos_token
+    inputs = model.build_inputs([chat], {"image": torch.randn(1, model.feature_dims["image"])})
+    assert (inputs.token_ids[0] < 0).sum() == model.projections.tokens("image")  # the media sit inside the turn
