@@ -12,7 +12,8 @@ otherwise blow up).
 
 ``resume=True`` continues the same run from its last checkpoint: batches and dropout are seeded by step, so a
 resumed run follows the same loss curve as an uninterrupted one. The model writes its own checkpoint
-(``ModaVerseLite.save_pretrained``); training adds the optimizer state to it.
+(``ModaVerseLite.save_pretrained``); training adds the optimizer state to it. One run at a time per run
+folder: ``align_train`` holds the folder's lock (``files.locked``) until it returns.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import zoo
+from . import files, zoo
 from .encode import record_features
 from .errors import CheckpointError, DatasetError, ProfileError
 from .evaluate import answer, summarise
@@ -176,7 +177,7 @@ def mixed_precision(setting: str = "auto") -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-_FRESH = "to start this run again from step 0 over it, train with --fresh (resume=False)"
+_FRESH = "to start this run again from step 0 instead, train with --fresh (resume=False)"
 
 
 def _resume_point(config: TrainConfig, data_dir: Path) -> tuple[Path, dict] | None:
@@ -223,10 +224,15 @@ def _start(config: TrainConfig, data_dir: Path):
 
 # ---- the loop --------------------------------------------------------------------------------------------------
 def align_train(config: TrainConfig) -> TrainResult:
-    """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint."""
-    for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never swapped in
-        shutil.rmtree(stale, ignore_errors=True)
-    return _align_train(config)
+    """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint.
+
+    The run holds its folder's lock from start to end: another process training into the same folder is refused
+    at once (``BusyError``) instead of saving over this run's checkpoints.
+    """
+    with files.locked(config.out_dir, wait=0, what="run folder"):
+        for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never swapped
+            shutil.rmtree(stale, ignore_errors=True)  # in (no live writer: we hold the lock)
+        return _align_train(config)
 
 
 def _align_train(config: TrainConfig) -> TrainResult:
