@@ -103,8 +103,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 # ---- locks -----------------------------------------------------------------------------------------------------
 def lock_path(folder: str | os.PathLike) -> Path:
-    """The lock file of ``folder``: ``.NAME.lock`` beside it, so that swapping the folder never removes it."""
-    folder = Path(folder)
+    """The lock file of ``folder``: ``.NAME.lock`` beside it, so that swapping the folder never removes it. The
+    folder is made absolute first: ``.`` and ``runs/..`` name a folder too, and get that folder's lock."""
+    folder = Path(os.path.abspath(folder))
     return folder.with_name(f".{folder.name}.lock")
 
 

@@ -71,30 +71,57 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, obj: object, where: str = "model config") -> ModelConfig:
-        """A config from ``to_dict``'s output; CheckpointError naming ``where`` and the field for anything wrong."""
+        """A config from ``to_dict``'s output. Total: a missing or unknown field, a value of the wrong type or one
+        the model cannot be built with is a CheckpointError naming ``where`` and the field, never a TypeError."""
+        def bad(name: str, problem: str) -> CheckpointError:
+            return CheckpointError(f"{where}: {name} {problem}; the checkpoint is damaged: train it again")
+
         if not isinstance(obj, dict):
-            raise CheckpointError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            raise CheckpointError(f"{where}: expected a JSON object (the model's configuration), got "
+                                  f"{type(obj).__name__}; the checkpoint is damaged: train it again")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(obj) - known)
         missing = [k for k in ("llm", "feature_dims") if k not in obj]
         if unknown or missing:
             raise CheckpointError(f"{where}: unknown fields {unknown} / missing fields {missing}")
-        values = dict(obj)
-        try:
-            lora = values.get("lora", {})
-            values["lora"] = LoraSettings(**{**lora, "target_modules": tuple(lora.get("target_modules", ()))}) \
-                if lora else LoraSettings()
-            values["feature_dims"] = {str(m): int(d) for m, d in values["feature_dims"].items()}
-            config = cls(**values)
-        except (TypeError, ValueError, AttributeError) as err:
-            raise CheckpointError(f"{where}: {err}") from err
+        values = {f.name: f.default for f in fields(cls) if f.name != "lora"} | dict(obj)
+        for name in ("llm", "aligner", "adapter", "llm_reference"):
+            if not isinstance(values[name], str):
+                raise bad(name, f"must be a string, got {values[name]!r}")
+        if not values["llm"]:
+            raise bad("llm", "is empty (it names the base LLM)")
+        dims = values["feature_dims"]
+        if not isinstance(dims, dict) or not dims or not all(map(_positive_int, dims.values())):
+            raise bad("feature_dims", f"must map each modality to a positive integer width, got {dims!r}")
         for name in ("media_tokens", "video_tokens", "video_frames"):
-            if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
-                raise CheckpointError(f"{where}: {name} must be a positive integer, got {getattr(config, name)!r}")
+            if not _positive_int(values[name]):
+                raise bad(name, f"must be a positive integer, got {values[name]!r}")
+        if values["video_frames"] > 1 and values["video_frames"] % values["video_tokens"]:
+            raise bad("video_tokens", f"{values['video_tokens']} does not divide video_frames "
+                                      f"{values['video_frames']} into equal groups")
         for name, table in (("aligner", INPUT_SIDES), ("adapter", ADAPTERS)):
-            if getattr(config, name) not in table:
-                raise CheckpointError(f"{where}: unknown {name} {getattr(config, name)!r}; known: {sorted(table)}")
-        return config
+            if values[name] not in table:
+                raise bad(name, f"{values[name]!r} is unknown; known: {sorted(table)}")
+        values["lora"] = _lora_settings(values.get("lora", {}), bad)
+        return cls(**values)
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _lora_settings(obj: object, bad) -> LoraSettings:
+    """``LoraSettings`` from its JSON form, every field checked (``bad(field, problem)`` makes the error)."""
+    if not isinstance(obj, dict) or set(obj) - {f.name for f in fields(LoraSettings)}:
+        raise bad("lora", f"must be an object with some of r, alpha, dropout, target_modules; got {obj!r}")
+    settings = {f.name: f.default for f in fields(LoraSettings)} | obj
+    modules = settings["target_modules"]
+    if not (_positive_int(settings["r"]) and _positive_int(settings["alpha"])
+            and isinstance(settings["dropout"], (int, float)) and 0 <= settings["dropout"] < 1
+            and isinstance(modules, (list, tuple)) and modules and all(isinstance(m, str) for m in modules)):
+        raise bad("lora", f"needs r and alpha positive integers, dropout in [0, 1) and target_modules a list of "
+                          f"module names; got {obj!r}")
+    return LoraSettings(**{**settings, "target_modules": tuple(modules)})
 
 
 @dataclass
@@ -277,8 +304,11 @@ class ModaVerseLite(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> ModaVerseLite:
-        """A trained model from a checkpoint folder (or the run folder holding it), in eval mode."""
-        from safetensors.torch import load_file
+        """A trained model from a checkpoint folder (or the run folder holding it), in eval mode.
+
+        Every part is checked as it is read: a missing, truncated or mismatched part is a CheckpointError naming
+        the folder and the part. Weights are read only with safetensors, which never runs code from the file.
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ckpt = find_checkpoint(path)
@@ -288,14 +318,55 @@ class ModaVerseLite(nn.Module):
             llm_path = str(zoo.ensure(config.llm_reference[4:]))  # the zoo moved (a new cache): rebuild it
         try:
             llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(ckpt / "tokenizer")
+        except Exception as err:  # transformers raises OSError, ValueError, … for a missing or broken model
+            raise CheckpointError(f"{ckpt}: its base LLM {llm_path} ('llm' in {INFO_FILE}) cannot be loaded ({err}); "
+                                  "build it again (`python -m modaverse_lite zoo`) or train the checkpoint again"
+                                  ) from err
+        tokenizer = _load_tokenizer(ckpt, AutoTokenizer)
+        try:
             llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             model = cls(config, llm, tokenizer, add_tokens=False)
-            model.adapter.load(model.llm, ckpt)
-            model.projections.load_state_dict(load_file(ckpt / "projections.safetensors"))
-        except (OSError, KeyError, RuntimeError) as err:
-            raise CheckpointError(f"{ckpt}: cannot load this checkpoint ({err})") from err
+        except (ValueError, RuntimeError) as err:  # e.g. peft: a target module the LLM does not have
+            raise CheckpointError(f"{ckpt}: the model in {INFO_FILE} cannot be built on {llm_path} ({err}); "
+                                  "train the checkpoint again") from err
+        model.adapter.load(model.llm, ckpt)
+        try:
+            model.projections.load_state_dict(read_tensors(ckpt / "projections.safetensors"))
+        except RuntimeError as err:  # missing, unexpected or misshapen weights
+            raise CheckpointError(f"{ckpt}: projections.safetensors does not fit the model in {INFO_FILE} ({err}); "
+                                  "the checkpoint is damaged: train it again") from err
         return model.eval()
+
+
+def read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    """The tensors in a safetensors ``file`` of a checkpoint. safetensors reads a header and raw numbers, never
+    code (a pickle put in its place is refused, not run); anything unreadable is a CheckpointError naming it."""
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        raise CheckpointError(f"{file.parent}: {file.name} is missing; the checkpoint is incomplete: train it again")
+    try:
+        return load_file(file)
+    except Exception as err:  # safetensors' SafetensorError: truncated, not safetensors at all, …
+        raise CheckpointError(f"{file.parent}: {file.name} is not a readable safetensors file ({err}); the "
+                              "checkpoint is damaged: train it again") from err
+
+
+def _load_tokenizer(ckpt: Path, auto_tokenizer):
+    """The checkpoint's tokenizer (with ``<Media>`` and ``</Media>``); CheckpointError if it is missing or broken."""
+    folder = ckpt / "tokenizer"
+    if not folder.is_dir():  # checked first: a path that does not exist would be taken for a hub id
+        raise CheckpointError(f"{ckpt}: tokenizer/ is missing; the checkpoint is incomplete: train it again")
+    try:
+        tokenizer = auto_tokenizer.from_pretrained(folder)
+    except Exception as err:  # tokenizers raises a bare Exception for a broken tokenizer.json
+        raise CheckpointError(f"{ckpt}: tokenizer/ cannot be loaded ({err}); the checkpoint is damaged: train it "
+                              "again") from err
+    missing = [t for t in (MEDIA_START, MEDIA_END) if t not in tokenizer.get_vocab()]
+    if missing:
+        raise CheckpointError(f"{ckpt}: tokenizer/ lacks the media tokens {missing} (it is not the one this model "
+                              "was trained with); train the checkpoint again")
+    return tokenizer
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -317,7 +388,8 @@ def checkpoint_info(path: str | os.PathLike) -> dict:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{file}: cannot be read ({err}); the checkpoint is damaged: train it again") from err
     if not isinstance(info, dict):
-        raise CheckpointError(f"{file}: expected a JSON object, got {type(info).__name__}")
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(info).__name__}; the checkpoint is "
+                              "damaged: train it again")
     return info
 
 

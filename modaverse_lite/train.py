@@ -12,12 +12,14 @@ otherwise blow up).
 
 ``resume=True`` continues the same run from its last checkpoint: batches and dropout are seeded by step, so a
 resumed run follows the same loss curve as an uninterrupted one. The model writes its own checkpoint
-(``ModaVerseLite.save_pretrained``); training adds the optimizer state to it.
+(``ModaVerseLite.save_pretrained``); training adds the optimizer state to it. One run at a time per run
+folder: ``align_train`` holds the folder's lock (``files.locked``) until it returns.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,11 +27,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import zoo
+from . import files, zoo
 from .encode import record_features
 from .errors import CheckpointError, DatasetError, ProfileError
 from .evaluate import answer, summarise
-from .model import CHECKPOINT, ModaVerseLite, build_model, checkpoint_info, find_checkpoint
+from .model import CHECKPOINT, INFO_FILE, ModaVerseLite, build_model, checkpoint_info, find_checkpoint, read_tensors
 from .profiles import Profile, TrainSettings, get_profile
 from .records import read_records
 
@@ -118,15 +120,41 @@ def _save_optimizer(optimizer, folder: Path) -> None:
 
 
 def _load_optimizer(optimizer, ckpt: Path) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(ckpt / "optimizer.safetensors")
-    groups = json.loads((ckpt / "optimizer.json").read_text())["param_groups"]
+    """The optimizer's state from ``ckpt``. Without it a resumed run would restart AdamW's moments and leave the
+    curve it was on, so a missing or mismatched state is a CheckpointError, not a silent fresh start."""
+    tensors = read_tensors(ckpt / "optimizer.safetensors")
+    try:
+        groups = json.loads((ckpt / "optimizer.json").read_text())["param_groups"]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{ckpt}: optimizer.json is missing or damaged ({err!r})") from err
+    params = [q for group in optimizer.param_groups for q in group["params"]]
     state: dict[int, dict] = {}
     for key, value in tensors.items():
-        i, name = key.split(".", 1)
-        state.setdefault(int(i), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+        i, _, name = key.partition(".")
+        state.setdefault(int(i) if i.isdigit() else -1, {})[name] = value
+    if sorted(state) != list(range(len(params))) or any(
+            name != "step" and value.shape != params[i].shape for i, s in state.items() for name, value in s.items()):
+        raise CheckpointError(f"{ckpt}: optimizer.safetensors holds the state of another model (not one entry of "
+                              f"the right shape for each of its {len(params)} trained tensors)")
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{ckpt}: optimizer.json does not fit this optimizer ({err!r})") from err
+
+
+def _progress(ckpt: Path, saved: dict) -> tuple[int, list[tuple[int, float]], list[dict]]:
+    """How far the saved run got: its step, loss history and evaluations, checked to add up."""
+    step, history, evals = saved.get("step"), saved.get("history"), saved.get("evals", [])
+    where = ckpt / INFO_FILE
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{where}: step should be the number of steps done, got {step!r}")
+    if not isinstance(history, list) or len(history) != step or not all(
+            isinstance(h, list) and len(h) == 2 and isinstance(h[0], int) and isinstance(h[1], (int, float))
+            for h in history):
+        raise CheckpointError(f"{where}: history should hold one [step, loss] pair for each of its {step} steps")
+    if not isinstance(evals, list) or not all(isinstance(e, dict) for e in evals):
+        raise CheckpointError(f"{where}: evals should be a list of objects, got {evals!r:.60}")
+    return step, [tuple(h) for h in history], evals
 
 
 def _eval_set(records, n: int, seed: int) -> list:
@@ -153,24 +181,65 @@ def mixed_precision(setting: str = "auto") -> str:
     return "bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16"
 
 
-def _resume_point(config: TrainConfig, data_dir: Path) -> Path | None:
-    """The checkpoint this run continues from (None for a fresh start); refuses one of another run."""
+_FRESH = "to start this run again from step 0 instead, train with --fresh (resume=False)"
+
+
+def _resume_point(config: TrainConfig, data_dir: Path) -> tuple[Path, dict] | None:
+    """The checkpoint this run continues from and its ``modaverse.json`` (None for a fresh start); refuses one of
+    another run. A ``checkpoint/`` that cannot be read is an error, not a reason to start again over it."""
     if not config.resume:
         return None
+    out = Path(config.out_dir)
     try:
-        ckpt = find_checkpoint(Path(config.out_dir))
+        ckpt = find_checkpoint(out)
     except CheckpointError:
+        if (out / CHECKPOINT).exists():
+            raise CheckpointError(f"{out / CHECKPOINT}: {INFO_FILE} is missing, so this run cannot continue from "
+                                  f"it\n({_FRESH})") from None
         return None
-    saved = checkpoint_info(ckpt)
+    try:
+        saved = checkpoint_info(ckpt)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}\n({_FRESH})") from err
     if saved.get("seed") != config.seed or saved.get("data_dir") != str(data_dir):
         raise CheckpointError(f"{ckpt} belongs to another run (seed {saved.get('seed')}, data "
                               f"{saved.get('data_dir')}); use another --out or resume=False")
-    return ckpt
+    return ckpt, saved
+
+
+def _start(config: TrainConfig, data_dir: Path):
+    """The model and AdamW a run starts from, with its step, history and evaluations: fresh (step 0) or, resuming,
+    exactly what the checkpoint saved. CheckpointError, naming the part, if a saved part is unusable."""
+    resumed = _resume_point(config, data_dir)
+    try:
+        model = ModaVerseLite.from_pretrained(resumed[0]) if resumed else build_model(config.profile, config.seed)
+        trainable = [q for q in model.parameters() if q.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        if resumed is None:
+            return model, optimizer, 0, [], []
+        start, history, evals = _progress(*resumed)
+        _load_optimizer(optimizer, resumed[0])
+    except CheckpointError as err:
+        if resumed is None:
+            raise
+        raise CheckpointError(f"{err}\n({_FRESH})") from err
+    return model, optimizer, start, history, evals
 
 
 # ---- the loop --------------------------------------------------------------------------------------------------
 def align_train(config: TrainConfig) -> TrainResult:
-    """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint."""
+    """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint.
+
+    The run holds its folder's lock from start to end: another process training into the same folder is refused
+    at once (``BusyError``) instead of saving over this run's checkpoints.
+    """
+    with files.locked(config.out_dir, wait=0, what="run folder"):
+        for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never swapped
+            shutil.rmtree(stale, ignore_errors=True)  # in (no live writer: we hold the lock)
+        return _align_train(config)
+
+
+def _align_train(config: TrainConfig) -> TrainResult:
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -186,22 +255,12 @@ def align_train(config: TrainConfig) -> TrainResult:
     eval_rows = rows[len(train):]
     periodic_rows = [eval_rows[evaluation.index(r)] for r in periodic]
 
-    start, history, evals = 0, [], []
-    ckpt = _resume_point(config, data_dir)
-    if ckpt is not None:  # continue this run: its model, step, history
-        saved = checkpoint_info(ckpt)
-        model = ModaVerseLite.from_pretrained(ckpt)
-        start, history, evals = saved["step"], [tuple(h) for h in saved["history"]], saved.get("evals", [])
-    else:
-        model = build_model(p, config.seed)
+    model, optimizer, start, history, evals = _start(config, data_dir)
     train_examples = model.examples(train, rows[:len(train)])
 
     accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
                               gradient_accumulation_steps=grad_accum)
-    trainable = [q for q in model.parameters() if q.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    if ckpt is not None and (ckpt / "optimizer.safetensors").exists():
-        _load_optimizer(optimizer, ckpt)
+    trainable = [q for group in optimizer.param_groups for q in group["params"]]
     for group in optimizer.param_groups:  # the schedule starts from here when resuming (a fresh run sets it itself)
         group.setdefault("initial_lr", config.lr)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps * grad_accum, steps * grad_accum,

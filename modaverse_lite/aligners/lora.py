@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ..errors import CheckpointError
 from ..profiles import LoraSettings
 
 ADAPTER_DIR = "adapter"  # inside a checkpoint
@@ -34,7 +35,27 @@ class LoRA:
 
     @staticmethod
     def load(llm, folder: Path) -> None:
-        from peft.utils import set_peft_model_state_dict
+        """Read the trained weights back into ``llm``. Strict: the file must hold exactly the weights this LLM's
+        adapter has (peft alone would skip missing ones and leave them untrained); CheckpointError otherwise."""
+        from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(llm, load_file(folder / ADAPTER_DIR / "adapter_model.safetensors"))
+        file = folder / ADAPTER_DIR / "adapter_model.safetensors"
+        where = f"{folder}: {ADAPTER_DIR}/{file.name}"
+        if not file.is_file():
+            raise CheckpointError(f"{where} is missing; the checkpoint is incomplete: train it again")
+        try:
+            weights = load_file(file)  # safetensors: never runs code from the file, unlike pickle
+        except Exception as err:  # safetensors' SafetensorError: truncated, or not safetensors at all
+            raise CheckpointError(f"{where} is not a readable safetensors file ({err}); the checkpoint is damaged: "
+                                  "train it again") from err
+        expected = set(get_peft_model_state_dict(llm, save_embedding_layers=False))
+        missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        if missing or unexpected:
+            raise CheckpointError(f"{where} does not fit this LLM's adapter (missing {missing[:3]}, unexpected "
+                                  f"{unexpected[:3]}); the checkpoint is damaged: train it again")
+        try:
+            set_peft_model_state_dict(llm, weights)
+        except RuntimeError as err:  # a weight of another shape (another rank, another LLM)
+            raise CheckpointError(f"{where} does not fit this LLM's adapter ({err}); train the checkpoint "
+                                  "again") from err

@@ -62,18 +62,29 @@ def ensure(name: str, force: bool = False) -> Path:
     """The folder of zoo entry ``name``, built first if it is missing (or ``force``).
 
     The entry is built in a temporary folder that replaces the final one only when complete, with a ``DONE`` file
-    last: an interrupted build leaves nothing under the final name.
+    last: an interrupted build leaves nothing under the final name. One build per entry at a time: a process that
+    finds another building it waits for that build's lock, then uses the finished entry instead of building again.
     """
     target = path(name)
     if (target / "DONE").exists() and not force:
         return target
-    with files.atomic_dir(target) as tmp:
-        if name in _BUILDERS:
-            _BUILDERS[name](tmp, pretrain.RECIPES[name])
-        else:
-            _PIPELINES[name](tmp, seed=0)
-        (tmp / "DONE").write_text(json.dumps({"recipe": pretrain.RECIPES.get(name, {}), "hash": recipe_hash(name)}))
+    with files.locked(_lock_folder(target), wait=-1, what=f"zoo entry {name!r}"):
+        if (target / "DONE").exists() and not force:  # built by the process we waited for
+            return target
+        with files.atomic_dir(target) as tmp:
+            if name in _BUILDERS:
+                _BUILDERS[name](tmp, pretrain.RECIPES[name])
+            else:
+                _PIPELINES[name](tmp, seed=0)
+            (tmp / "DONE").write_text(json.dumps({"recipe": pretrain.RECIPES.get(name, {}),
+                                                  "hash": recipe_hash(name)}))
     return target
+
+
+def _lock_folder(target: Path) -> Path:
+    """What ``files.locked`` locks for entry folder ``target``: a name under ``<cache>/locks/zoo/``, so the lock
+    files stay out of ``zoo/`` (which holds only entries)."""
+    return files.cache_dir() / "locks" / "zoo" / target.name
 
 
 def build_all(force: bool = False, names: tuple[str, ...] = ENTRIES) -> dict[str, Path]:
