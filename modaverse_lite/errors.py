@@ -27,3 +27,7 @@ class GeneratorError(ModaVerseError):
 
 class BusyError(ModaVerseError):
     """Another process is writing the same dataset, run or zoo folder (its lock file is named)."""
+
+
+class TrainingError(ModaVerseError):
+    """Training cannot go on: a non-finite loss, or an fp16 run whose every step overflows."""

@@ -19,6 +19,7 @@ folder: ``align_train`` holds the folder's lock (``files.locked``) until it retu
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -29,13 +30,14 @@ from tqdm.auto import tqdm
 
 from . import files, zoo
 from .encode import record_features
-from .errors import CheckpointError, DatasetError, ProfileError
+from .errors import CheckpointError, DatasetError, ProfileError, TrainingError
 from .evaluate import answer, summarise
 from .model import CHECKPOINT, INFO_FILE, ModaVerseLite, build_model, checkpoint_info, find_checkpoint, read_tensors
 from .profiles import Profile, TrainSettings, get_profile
 from .records import read_records
 
 EVAL_SPLITS = ("val", "unseen", "phrasing")
+MAX_SKIPPED_STEPS = 20  # optimizer steps in a row the fp16 gradient scaler may skip before the run stops
 _DEFAULTS = TrainSettings()
 
 
@@ -88,6 +90,7 @@ class TrainResult:
     seconds: float = 0.0  # training time, evaluation excluded
     steps: int = 0
     model: ModaVerseLite | None = field(default=None, repr=False)  # the trained model, in memory
+    lrs: list[float] = field(default_factory=list)  # the learning rate of each optimizer step this call took
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -227,6 +230,17 @@ def _start(config: TrainConfig, data_dir: Path):
 
 
 # ---- the loop --------------------------------------------------------------------------------------------------
+def _finite(loss: float, step: int, precision: str, out_dir: str) -> float:
+    """``loss``, or a ``TrainingError`` when it is NaN or infinite: a run never trains on through a broken loss."""
+    if not math.isfinite(loss):
+        hint = (" fp16 overflows easily (a known problem of Qwen2 in half precision): train with "
+                "mixed_precision='bf16' on a GPU that has it, or 'no'." if precision == "fp16" else
+                " Try a lower learning rate.")
+        raise TrainingError(f"step {step}: the training loss is {loss}.{hint} The last good checkpoint is in "
+                            f"{out_dir}")
+    return loss
+
+
 def align_train(config: TrainConfig) -> TrainResult:
     """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint.
 
@@ -263,8 +277,11 @@ def _align_train(config: TrainConfig) -> TrainResult:
     trainable = [q for group in optimizer.param_groups for q in group["params"]]
     for group in optimizer.param_groups:  # the schedule starts from here when resuming (a fresh run sets it itself)
         group.setdefault("initial_lr", config.lr)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps * grad_accum, steps * grad_accum,
-                                                last_epoch=start * grad_accum - 1)
+    # the schedule counts optimizer steps: accelerate steps it once per optimizer step (not per micro-batch), and
+    # once per process when several processes each take a batch
+    n = accelerator.num_processes
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps * n, steps * n,
+                                                last_epoch=start * n - 1)
     info = {"profile": p.name, "image_encoder": zoo.checkpoint(p, "image_encoder"),
             "audio_encoder": zoo.checkpoint(p, "audio_encoder"), "seed": config.seed, "steps": steps,
             "batch_size": config.batch_size, "lr": config.lr, "data_dir": str(data_dir)}
@@ -289,7 +306,7 @@ def _align_train(config: TrainConfig) -> TrainResult:
                              max_new_tokens=config.max_new_tokens)
         return summarise(subset, predictions)
 
-    began, step, running = time.perf_counter(), start, []
+    began, step, running, lrs, skipped = time.perf_counter(), start, [], [], 0
     seconds = 0.0
     bar = tqdm(total=steps, initial=start, desc="align-train", disable=not config.progress)
     model.train()
@@ -298,15 +315,22 @@ def _align_train(config: TrainConfig) -> TrainResult:
         with accelerator.accumulate(model):
             with accelerator.autocast():  # bf16/fp16 on a GPU (`loss` is not `forward`, so not wrapped by prepare)
                 loss = unwrapped.loss([train_examples[i] for i in idx], features)
+            running.append(_finite(loss.item(), step + 1, accelerator.mixed_precision, config.out_dir))
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+            if accelerator.sync_gradients:
+                lrs.append(optimizer.param_groups[0]["lr"])  # the rate this optimizer step uses
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-        running.append(loss.item())
         if not accelerator.sync_gradients:
             continue
+        skipped = skipped + 1 if accelerator.optimizer_step_was_skipped else 0
+        if skipped > MAX_SKIPPED_STEPS:
+            raise TrainingError(f"step {step + 1}: the last {skipped} optimizer steps were skipped by the fp16 "
+                                f"gradient scaler (the gradients overflow); train with mixed_precision='bf16' on a "
+                                f"GPU that has it, or 'no'. The last good checkpoint is in {config.out_dir}")
         step += 1
         history.append((step, round(sum(running) / len(running), 5)))
         running = []
@@ -323,4 +347,4 @@ def _align_train(config: TrainConfig) -> TrainResult:
     seconds += time.perf_counter() - began
     metrics = evaluate_now(evaluation, eval_rows) if evaluation else {}
     final = save(metrics=metrics)
-    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval())
+    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval(), lrs)

@@ -1,15 +1,18 @@
 """The gpu profile's code path, checked without a GPU: the choices it makes on a T4 or an A100, and the settings
 that a hub checkpoint brings along (fp16 variants, an instruct model's generation config)."""
 
+import math
+
 import pytest
 import torch
 
 from modaverse_lite import profiles
+from modaverse_lite.errors import TrainingError
 from modaverse_lite.evaluate import answer
 from modaverse_lite.generators import load_pipeline
-from modaverse_lite.model import ModaVerseLite, build_model
+from modaverse_lite.model import ModaVerseLite, build_model, checkpoint_info
 from modaverse_lite.records import read_records
-from modaverse_lite.train import mixed_precision
+from modaverse_lite.train import TrainConfig, align_train, mixed_precision
 
 
 @pytest.mark.parametrize(("cuda", "capability", "expected"), [
@@ -77,3 +80,50 @@ def test_an_instruct_llms_chat_template_is_used_and_the_plain_format_otherwise(t
     assert decode(chat.target) == "Modality: [TEXT] Prompt: a red circle" + model.tokenizer.eos_token
     inputs = model.build_inputs([chat], {"image": torch.randn(1, model.feature_dims["image"])})
     assert (inputs.token_ids[0] < 0).sum() == model.projections.tokens("image")  # the media sit inside the turn
+
+
+def _cosine(lr: float, warmup: int, steps: int) -> list[float]:
+    """transformers' cosine schedule with linear warm-up, one value per optimizer step."""
+    return [lr * k / warmup if k < warmup else lr * 0.5 * (1 + math.cos(math.pi * (k - warmup) / (steps - warmup)))
+            for k in range(steps)]
+
+
+def test_the_schedule_counts_optimizer_steps_with_gradient_accumulation(world_data, tmp_path, monkeypatch):
+    """grad_accum 2 (the gpu profile's): warm-up ends at the peak, the run ends near 0, a resumed run's rates are
+    an uninterrupted one's."""
+    config = dict(data_dir=world_data, steps=6, warmup_steps=2, grad_accum=2, batch_size=4, lr=1e-3,
+                  eval_every=3, eval_items=3, progress=False, seed=2)
+    straight = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
+    assert straight.lrs == pytest.approx(_cosine(1e-3, 2, 6), rel=1e-6)
+    assert straight.lrs[2] == pytest.approx(1e-3) and straight.lrs[-1] < 0.15e-3
+    real, calls = ModaVerseLite.loss, []
+
+    def interrupted(self, examples, features):
+        calls.append(1)
+        if len(calls) == 7:  # after the step-3 checkpoint (6 micro-batches)
+            raise KeyboardInterrupt
+        return real(self, examples, features)
+
+    monkeypatch.setattr(ModaVerseLite, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
+    monkeypatch.setattr(ModaVerseLite, "loss", real)
+    resumed = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
+    assert resumed.lrs == pytest.approx(straight.lrs[3:], rel=1e-6)
+    assert [loss for _, loss in resumed.history] == pytest.approx([loss for _, loss in straight.history], rel=1e-4)
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_clear_message(world_data, tmp_path, monkeypatch):
+    real, calls = ModaVerseLite.loss, []
+
+    def overflowing(self, examples, features):
+        calls.append(1)
+        loss = real(self, examples, features)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(ModaVerseLite, "loss", overflowing)
+    config = TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=tmp_path / "run", steps=5, eval_every=2,
+                                      eval_items=3, batch_size=4, progress=False)
+    with pytest.raises(TrainingError, match=r"step 3: the training loss is nan.*last good checkpoint"):
+        align_train(config)
+    assert checkpoint_info(tmp_path / "run")["step"] == 2  # the checkpoint before it is kept
