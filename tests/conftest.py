@@ -33,3 +33,25 @@ def short_run(world_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("short_run")
     return align_train(TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=out, steps=40, eval_every=20,
                                                 eval_items=30, progress=False))
+
+
+@pytest.fixture
+def kill_training_at(monkeypatch):
+    """``kill_training_at(n)``: the n-th call of ``ModaVerseLite.loss`` raises KeyboardInterrupt, as a Ctrl-C or a
+    kill in the middle of a run would; every other call trains as usual (so the next run resumes normally)."""
+    from modaverse_lite.model import ModaVerseLite
+
+    real = ModaVerseLite.loss
+
+    def arm(n: int) -> None:
+        calls = []
+
+        def loss(self, examples, features):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(self, examples, features)
+
+        monkeypatch.setattr(ModaVerseLite, "loss", loss)
+
+    return arm

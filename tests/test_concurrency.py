@@ -82,9 +82,9 @@ def test_a_second_train_into_a_busy_run_folder_is_refused_at_once(world_data, tm
     assert not (run_dir / "checkpoint").exists()
 
 
-def test_a_run_holds_its_folder_lock_from_start_to_end(world_data, tmp_path, monkeypatch):
-    run_dir, seen = tmp_path / "run", []
-    real = ModaVerseLite.loss
+def _probe_the_lock_at_every_step(monkeypatch, run_dir) -> list[str]:
+    """At every training step, try to take the run folder's lock: "held" when the run holds it, else "free"."""
+    real, seen = ModaVerseLite.loss, []
 
     def probing(self, examples, features):
         try:
@@ -95,6 +95,12 @@ def test_a_run_holds_its_folder_lock_from_start_to_end(world_data, tmp_path, mon
         return real(self, examples, features)
 
     monkeypatch.setattr(ModaVerseLite, "loss", probing)
+    return seen
+
+
+def test_a_run_holds_its_folder_lock_from_start_to_end(world_data, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    seen = _probe_the_lock_at_every_step(monkeypatch, run_dir)
     align_train(TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=run_dir, steps=2, eval_every=2,
                                          eval_items=5, progress=False))
     assert seen == ["held", "held"]
@@ -137,17 +143,7 @@ def test_a_run_into_the_current_folder_locks_that_folder(world_data, tmp_path, m
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
-    real, seen = ModaVerseLite.loss, []
-
-    def probing(self, examples, features):
-        try:
-            with files.locked(run_dir):
-                seen.append("free")
-        except BusyError:
-            seen.append("held")
-        return real(self, examples, features)
-
-    monkeypatch.setattr(ModaVerseLite, "loss", probing)
+    seen = _probe_the_lock_at_every_step(monkeypatch, run_dir)
     align_train(TrainConfig.from_profile("tiny", data_dir=world_data, out_dir=".", steps=1, eval_every=1,
                                          eval_items=5, progress=False))
     assert seen == ["held"] and (run_dir / "checkpoint" / "modaverse.json").exists()

@@ -88,7 +88,7 @@ def _cosine(lr: float, warmup: int, steps: int) -> list[float]:
             for k in range(steps)]
 
 
-def test_the_schedule_counts_optimizer_steps_with_gradient_accumulation(world_data, tmp_path, monkeypatch):
+def test_the_schedule_counts_optimizer_steps_with_gradient_accumulation(world_data, tmp_path, kill_training_at):
     """grad_accum 2 (the gpu profile's): warm-up ends at the peak, the run ends near 0, a resumed run's rates are
     an uninterrupted one's."""
     config = dict(data_dir=world_data, steps=6, warmup_steps=2, grad_accum=2, batch_size=4, lr=1e-3,
@@ -96,18 +96,9 @@ def test_the_schedule_counts_optimizer_steps_with_gradient_accumulation(world_da
     straight = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
     assert straight.lrs == pytest.approx(_cosine(1e-3, 2, 6), rel=1e-6)
     assert straight.lrs[2] == pytest.approx(1e-3) and straight.lrs[-1] < 0.15e-3
-    real, calls = ModaVerseLite.loss, []
-
-    def interrupted(self, examples, features):
-        calls.append(1)
-        if len(calls) == 7:  # after the step-3 checkpoint (6 micro-batches)
-            raise KeyboardInterrupt
-        return real(self, examples, features)
-
-    monkeypatch.setattr(ModaVerseLite, "loss", interrupted)
+    kill_training_at(7)  # after the step-3 checkpoint (6 micro-batches)
     with pytest.raises(KeyboardInterrupt):
         align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
-    monkeypatch.setattr(ModaVerseLite, "loss", real)
     resumed = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
     assert resumed.lrs == pytest.approx(straight.lrs[3:], rel=1e-6)
     assert [loss for _, loss in resumed.history] == pytest.approx([loss for _, loss in straight.history], rel=1e-4)

@@ -152,24 +152,15 @@ def test_resuming_from_a_damaged_checkpoint_names_the_folder_and_the_part(ckpt, 
     assert "--fresh" in message or "train it again" in message, message
 
 
-def test_a_run_killed_between_the_two_renames_resumes_from_the_old_checkpoint(world_data, tmp_path, monkeypatch):
+def test_a_run_killed_between_the_two_renames_resumes_from_the_old_checkpoint(world_data, tmp_path, kill_training_at):
     """``atomic_dir`` swaps a checkpoint in with two renames; killed between them, the run folder holds only
     ``.checkpoint.old`` (and the new folder under its temporary name). The next run continues from it."""
     config = dict(data_dir=world_data, steps=8, eval_every=4, eval_items=5, progress=False, seed=2)
     straight = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
 
-    real, calls = ModaVerseLite.loss, []
-
-    def killed(self, examples, features):
-        calls.append(1)
-        if len(calls) == 6:  # after the step-4 checkpoint
-            raise KeyboardInterrupt
-        return real(self, examples, features)
-
-    monkeypatch.setattr(ModaVerseLite, "loss", killed)
+    kill_training_at(6)  # after the step-4 checkpoint
     with pytest.raises(KeyboardInterrupt):
         align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
-    monkeypatch.setattr(ModaVerseLite, "loss", real)
     run = tmp_path / "b"
     (run / "checkpoint").rename(files.old_dir(run / "checkpoint"))  # the first rename happened, not the second
     (run / ".checkpoint.x1y2.tmp").mkdir()  # the new checkpoint, never renamed in

@@ -54,22 +54,13 @@ def test_save_then_load_in_a_fresh_process_gives_identical_answers(short_run, wo
     assert len(expected) == 50
 
 
-def test_resume_continues_the_same_run(world_data, tmp_path, monkeypatch):
+def test_resume_continues_the_same_run(world_data, tmp_path, kill_training_at):
     config = dict(data_dir=world_data, steps=12, eval_every=6, eval_items=10, progress=False, seed=1)
     straight = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "a", **config))
 
-    real, calls = ModaVerseLite.loss, []
-
-    def interrupted(self, examples, features):
-        calls.append(1)
-        if len(calls) == 9:  # after the step-6 checkpoint
-            raise KeyboardInterrupt
-        return real(self, examples, features)
-
-    monkeypatch.setattr(ModaVerseLite, "loss", interrupted)
+    kill_training_at(9)  # after the step-6 checkpoint
     with pytest.raises(KeyboardInterrupt):
         align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
-    monkeypatch.setattr(ModaVerseLite, "loss", real)
     assert json.loads((tmp_path / "b" / "checkpoint" / "modaverse.json").read_text())["step"] == 6
     resumed = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / "b", **config))
     assert [s for s, _ in resumed.history] == list(range(1, 13))
