@@ -40,7 +40,7 @@ from .encode import encode, feature_dims
 from .errors import CheckpointError, MediaError, ModaVerseError
 from .files import default_run_dir
 from .meta import MetaResponse
-from .model import CHECKPOINT, INFO_FILE, ModaVerseLite, checkpoint_info
+from .model import ModaVerseLite, checkpoint_info, find_checkpoint
 from .profiles import Profile, get_profile
 from .train import TrainConfig, align_train
 
@@ -185,8 +185,10 @@ def default_checkpoint(profile: str | Profile = "auto", seed: int = 0, steps: in
     and it says so.
     """
     run = default_run_dir(profile, seed)
-    if (run / CHECKPOINT / INFO_FILE).is_file():
-        return run / CHECKPOINT
+    try:
+        return find_checkpoint(run)  # the last good one, even from a run killed in the middle of a save
+    except CheckpointError:
+        pass
     print(f"no checkpoint in {run} (notebook 02 writes it): training one now", file=sys.stderr)
     config = TrainConfig.from_profile(profile, data_dir=default_dataset(profile, seed), out_dir=run, seed=seed,
                                       steps=steps)
