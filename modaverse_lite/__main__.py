@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import bench, zoo
+from . import bench, report, zoo
 from .assistant import Assistant
 from .dataset import build_from_captions, build_world_dataset, default_dataset
 from .errors import ModaVerseError
@@ -82,9 +82,17 @@ def cmd_bench(args) -> int:
         result = bench.bench_seeds(args.profile, seeds=tuple(args.seeds), steps=args.steps, progress=not args.json)
         if not args.json:
             for run in result["runs"]:
-                print(", ".join(f"{k} {v}" for k, v in run.items()))
+                print(", ".join(f"{k} {v}" for k, v in run.items() if not isinstance(v, dict)))
             for key, s in result["summary"].items():
                 print(f"{key}: mean {s['mean']}, min {s['min']}, max {s['max']}")
+            return 0
+    elif args.what == "report":
+        result = report.measure(args.profile, seeds=tuple(args.seeds), zoo_from_scratch=not args.no_zoo,
+                                progress=not args.json)
+        report.write(result, args.readme, args.measured)
+        if not args.json:
+            print(report.render(result))
+            print(f"\nwritten: {args.measured} and the table of {args.readme}")
             return 0
     else:
         result = bench.bench_dispatch(args.n)
@@ -158,13 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks: align (training throughput), seeds (scores over several "
-                                     "training seeds) or dispatch (overhead)")
-    p.add_argument("what", choices=["align", "seeds", "dispatch"])
+                                     "training seeds), dispatch (overhead), or report (all of them, written into "
+                                     "the README's measured table and docs/measured.json)")
+    p.add_argument("what", choices=["align", "seeds", "dispatch", "report"])
     p.add_argument("--profile", default="tiny")
     p.add_argument("--steps", type=int, default=None, help="align: timed steps (20); seeds: training steps")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds: which training seeds")
     p.add_argument("--rounds", type=int, default=3, help="align: passes over the timed batches")
     p.add_argument("--n", type=int, default=1000, help="dispatch requests")
+    p.add_argument("--readme", default="README.md", help="report: the README whose measured table is rewritten")
+    p.add_argument("--measured", default="docs/measured.json", help="report: where the figures are written")
+    p.add_argument("--no-zoo", action="store_true", help="report: skip timing a zoo build from scratch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -187,13 +187,18 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
         data = default_dataset(p, seed, records)
         result = align_train(TrainConfig.from_profile(p, data_dir=data, out_dir=out_dir / f"seed{seed}", seed=seed,
                                                       steps=steps, resume=False, progress=progress))
-        split = result.metrics["per_split"]
+        split, val_pairs = result.metrics["per_split"], result.metrics["per_split_pair"]["val"]
+        weakest = min(val_pairs, key=lambda pair: val_pairs[pair]["exact"])
         runs.append({"seed": seed, "train_seconds": result.seconds, "steps": result.steps,
                      "val_routing": split["val"]["routing"], "val_exact": split["val"]["exact"],
+                     "val_pair_exact_min": val_pairs[weakest]["exact"], "val_weakest_pair": weakest,
                      "unseen_exact": split["unseen"]["exact"], "unseen_attributes": split["unseen"]["attributes"],
-                     "phrasing_exact": split["phrasing"]["exact"]})
+                     "phrasing_routing": split["phrasing"]["routing"], "phrasing_exact": split["phrasing"]["exact"],
+                     "per_pair_exact": {s: {pair: v["exact"] for pair, v in pairs.items()}
+                                        for s, pairs in result.metrics["per_split_pair"].items()}})
     summary = {}
-    for key in ("val_routing", "val_exact", "unseen_exact", "unseen_attributes", "phrasing_exact", "train_seconds"):
+    for key in ("val_routing", "val_exact", "val_pair_exact_min", "unseen_exact", "unseen_attributes",
+                "phrasing_routing", "phrasing_exact", "train_seconds"):
         values = [r[key] for r in runs]
         summary[key] = {"mean": round(sum(values) / len(values), 4), "min": min(values), "max": max(values)}
     return {"profile": p.name, "seeds": list(seeds), "runs": runs, "summary": summary,

@@ -62,21 +62,23 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def summarise(records, predictions: list[str]) -> dict:
-    """Metrics ``overall``, ``per_pair``, ``per_split``, and an ``unseen`` section, from records + answers."""
+    """Metrics ``overall``, ``per_pair``, ``per_split``, ``per_split_pair`` (split → pair → metrics) and an
+    ``unseen`` section, from records + answers."""
     rows = [dict(score_one(r.target.modality, r.target.prompt, p), pair=r.pair, split=r.split)
             for r, p in zip(records, predictions)]
     by_pair, by_split = defaultdict(list), defaultdict(list)
     for row in rows:
         by_pair[row["pair"]].append(row)
         by_split[row["split"]].append(row)
-    unseen = by_split.get("unseen", [])
-    unseen_pairs = defaultdict(list)
-    for row in unseen:
-        unseen_pairs[row["pair"]].append(row)
+    split_pairs: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        split_pairs[row["split"]][row["pair"]].append(row)
+    per_split_pair = {s: {k: _mean(v) for k, v in sorted(pairs.items())} for s, pairs in sorted(split_pairs.items())}
     return {"overall": _mean(rows),
             "per_pair": {k: _mean(v) for k, v in sorted(by_pair.items())},
             "per_split": {k: _mean(v) for k, v in sorted(by_split.items())},
-            "unseen": {"overall": _mean(unseen), "per_pair": {k: _mean(v) for k, v in sorted(unseen_pairs.items())}}}
+            "per_split_pair": per_split_pair,
+            "unseen": {"overall": _mean(by_split.get("unseen", [])), "per_pair": per_split_pair.get("unseen", {})}}
 
 
 def metrics_table(summary: dict, key: str = "per_pair") -> list[dict]:

@@ -1,22 +1,25 @@
 """The instructions: every input→output pair of the paper, and the phrasings that ask for each (pure data).
 
 A pair is named by its inputs and its output: ``"video+text->audio"`` (a clip and an instruction in, a sound out),
-``"text->image"``, ``"image+text->text"``, ``"text->text"``. Each pair has ten or so template phrasings; the last
+``"text->image"``, ``"image+text->text"``, ``"text->text"``. Each pair has ten or so hand-written phrasings; the last
 ``HELD_OUT_PER_PAIR`` of each are never used in training and make the ``phrasing`` split, which asks whether the
-model understood the request or memorised its wording.
+model understood the request or memorised its wording. Hundreds more training phrasings per pair are generated
+from frames ("turn {o} into {y}": ways to ask × ways to name the input × ways to name the output), the stand-in
+for the paper's GPT rewrites; none is allowed near a held-out one (``near_held_out``).
 
 Placeholders: ``{caption}`` (a world caption or a teacher's caption), ``{direction}`` (left/right/up/down).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import world
 
 #: The version of the world dataset's recipe (pairs, templates, builder): part of the default dataset's folder name.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 MODALITIES = world.MODALITIES  # the media a record can carry: image, audio, video
 TARGET_MODALITIES = (*MODALITIES, "text")
 
@@ -111,6 +114,118 @@ _X_TO_Y = {
 }
 
 
+# ---- generated phrasings ---------------------------------------------------------------------------------------
+# The hand-written phrasings above are few; a tiny LLM that sees only eight ways to ask would learn their words, not
+# the request. Below, each pair's request is also asked in many more ways, made by filling frames with ways to name
+# the medium (the paper rewrote its instructions with GPT; this is our stand-in). Generated phrasings only ever
+# train: a generated sentence that equals a held-out one (``HELD_OUT``) is dropped, and a test checks that none
+# of the held-out phrasings reaches training or the LLM's pretraining text.
+_POLITE = ("{v}", "Please {v}", "Could you {v}?", "Can you {v}?", "I would like you to {v}")
+
+_NAMES = {  # ways to point at the input medium
+    "image": ("this image", "this picture", "the image", "the picture", "this drawing", "this photo"),
+    "audio": ("this sound", "this tone", "the sound", "the audio", "this recording", "this note"),
+    "video": ("this video", "this clip", "the video", "this animation", "the clip", "this footage"),
+}
+_DESCRIBE = {  # ways to ask for words about the input medium {o}
+    "all": ("describe {o}", "caption {o}", "write a caption for {o}", "give a short description of {o}",
+            "tell me about {o}", "say in words what {o} is", "explain {o} in words", "describe {o} briefly",
+            "name what is in {o}", "summarise {o}", "put {o} into a sentence", "write one line about {o}",
+            "tell me in words what {o} contains", "answer in words: what is {o}", "put {o} into words",
+            "say what {o} is", "describe {o} in a few words", "sum up {o} in words"),
+    "image": ("look at {o} and describe it", "tell me the colour and shape in {o}", "tell me what you see in {o}",
+              "look at {o} and say what it shows"),
+    "audio": ("listen to {o} and describe it", "tell me the pitch and timbre of {o}", "tell me what you hear in {o}",
+              "listen to {o} and say what it is"),
+    "video": ("watch {o} and tell me what happens", "tell me where the shape in {o} goes",
+              "tell me what you see in {o}", "watch {o} and say what moves"),
+}
+_ASK_TEXT = {
+    "image": ("What is in {o}?", "What does {o} show?", "In words, what is {o}?", "Which object is in {o}?",
+              "What shape and colour does {o} have?"),
+    "audio": ("What is {o}?", "What tone is {o}?", "In words, what is {o}?", "Which tone do you hear in {o}?",
+              "Which pitch and timbre does {o} have?"),
+    "video": ("What is in {o}?", "What does {o} show?", "In words, what is {o}?", "Which object moves in {o}?",
+              "Where does the shape in {o} go?"),
+}
+_MAKE = {  # ways to ask for an output medium from a caption
+    "image": ("draw {c}", "paint {c}", "sketch {c}", "generate an image of {c}", "create a picture of {c}",
+              "make an image of {c}", "show me a picture of {c}", "give me a picture of {c}", "depict {c}",
+              "draw a picture of {c}", "produce an image of {c}", "make a drawing of {c}"),
+    "audio": ("play {c}", "compose {c}", "synthesise {c}", "generate the sound of {c}", "create audio of {c}",
+              "make a sound of {c}", "give me the sound of {c}", "produce the tone of {c}", "sound {c}",
+              "play the sound of {c}", "make me a tone: {c}", "generate audio of {c}"),
+    "video": ("animate {c}", "film {c}", "generate a video of {c}", "create a clip of {c}", "make a video of {c}",
+              "show me an animation of {c}", "give me a clip of {c}", "produce a video of {c}",
+              "make an animation of {c}", "shoot a clip of {c}", "generate a moving clip of {c}",
+              "create a short film of {c}"),
+}
+_OUTPUTS = {  # ways to name the output medium {y}
+    "image": ("an image", "a picture", "a drawing", "a photo", "a painting"),
+    "audio": ("a sound", "a tone", "audio", "a note", "a recording"),
+    "video": ("a video", "a clip", "an animation", "a film", "a movie"),
+}
+_INTO = ("turn {o} into {y}", "change {o} into {y}", "transform {o} into {y}", "make {y} from {o}",
+         "create {y} from {o}", "give me {y} for {o}", "show {o} as {y}", "take {o} and convert it to {y}")
+_TURN = {  # ways to ask for an output medium {y} from an input medium {o}
+    "image": (*_INTO, "draw {o} as {y}", "draw what {o} would look like", "let me see {o} as {y}",
+              "show me what {o} looks like", "paint {y} for {o}"),
+    "audio": (*_INTO, "play {o} as {y}", "play what {o} would sound like", "let me hear {o} as {y}",
+              "compose {y} for {o}", "make {o} into something I can hear"),
+    "video": (*(f"{frame} moving {{direction}}" for frame in _INTO), "animate {o} moving {direction}",
+              "make {o} move {direction} in {y}", "make {o} drift {direction} in {y}",
+              "let {o} glide {direction} in {y}", "show {o} travelling {direction} in {y}",
+              "have {o} float {direction} in {y}"),
+}
+MAX_GENERATED = 900  # generated phrasings per pair at most (an even spread over the frames, in a fixed order)
+
+
+#: Extra ways to ask each text→text question (``Question.kind`` → frames; ``{caption}`` names the subject).
+_ASK = {
+    "sound": ("What tone does {caption} make?", "Tell me the sound that goes with {caption}.",
+              "Which sound belongs to {caption}?", "Say in words what {caption} sounds like.",
+              "What tone would {caption} have?", "In words, how does {caption} sound?"),
+    "look": ("What picture goes with {caption}?", "Tell me the shape that belongs to {caption}.",
+             "Say in words what {caption} looks like.", "What would {caption} look like in a picture?",
+             "In words, how does {caption} look?"),
+    "still": ("Tell me which object {caption} is.", "Which object moves in {caption}?",
+              "Say in words what {caption} is when it stops.", "What is the object in {caption}?",
+              "If {caption} stood still, what would it be?"),
+    **{kind: (f"What is the {kind} of {{caption}}?", f"Tell me the {kind} of {{caption}}.",
+              f"Which {kind} does {{caption}} have?", f"Say the {kind} of {{caption}}.",
+              f"Could you tell me the {kind} of {{caption}}?", f"In one word, what {kind} is {{caption}}?")
+       for kind in ("colour", "shape", "pitch", "timbre")},
+    "direction": ("What is the direction of {caption}?", "Tell me the direction of {caption}.",
+                  "Which way does {caption} go?", "Where does {caption} go?",
+                  "In one word, which direction is {caption}?"),
+}
+
+
+def _sentence(frame: str, verb: str) -> str:
+    text = frame.format(v=verb)
+    text = text[0].upper() + text[1:]
+    return text if text.endswith("?") else text + "."
+
+
+def _generated(pair: str) -> list[str]:
+    """The generated phrasings of ``pair`` (text→text: see ``_ASK``), in a fixed order."""
+    inputs, target = pair.split("->")
+    source = inputs.split("+")[0] if "+" in inputs else None
+    if source is None:  # text -> X
+        verbs = [v.replace("{c}", "{caption}") for v in _MAKE[target]]
+        return [_sentence(f, v) for v in verbs for f in _POLITE]
+    if target == "text":
+        verbs = [v.replace("{o}", o) for o in _NAMES[source] for v in (*_DESCRIBE["all"], *_DESCRIBE[source])]
+    else:
+        verbs = list(dict.fromkeys(v.replace("{o}", o).replace("{y}", y) for o in _NAMES[source]
+                                   for v in _TURN[target] for y in _OUTPUTS[target]))
+    out = [_sentence(f, v) for v in verbs for f in _POLITE]
+    if target == "text":
+        out += [q.format(o=o) for o in _NAMES[source] for q in _ASK_TEXT[source]]
+    stride = -(-len(out) // MAX_GENERATED)
+    return out[::stride]
+
+
 @dataclass(frozen=True)
 class Question:
     """A kind of text→text question: about which media, answered how, in which phrasings."""
@@ -141,18 +256,48 @@ QUESTIONS = (
                                      "Name the timbre of {caption}.")),
 )
 
-#: Every phrasing of every pair, the held-out ones included (see ``HELD_OUT``).
-TEMPLATES: dict[str, list[str]] = {
+#: The hand-written phrasings of every pair, the held-out ones last.
+_HAND: dict[str, list[str]] = {
     **{pair_name([m], "text"): list(t) for m, t in _X_TO_TEXT.items()},
     **{pair_name([], m): list(t) for m, t in _TEXT_TO_X.items()},
     **{pair_name([x], y): list(t) for (x, y), t in _X_TO_Y.items()},
     pair_name([], "text"): [p for q in QUESTIONS for p in q.phrasings],
 }
-#: The phrasings of each pair used only by the "phrasing" split.
+#: The phrasings of each pair used only by the "phrasing" split: the last hand-written ones.
 HELD_OUT: dict[str, tuple[str, ...]] = {
-    **{pair: tuple(t[-HELD_OUT_PER_PAIR:]) for pair, t in TEMPLATES.items() if pair != "text->text"},
+    **{pair: tuple(t[-HELD_OUT_PER_PAIR:]) for pair, t in _HAND.items() if pair != "text->text"},
     "text->text": tuple(q.phrasings[-1] for q in QUESTIONS),
 }
+_SMALL_WORDS = frozenset("a an the this that of to for me you i it its is be please could can would like will in "
+                         "into on at with and my your".split())
+
+
+def _content(sentence: str) -> frozenset[str]:
+    return frozenset(w for w in re.sub(r"[^\w{} ]", " ", sentence.lower()).split() if w not in _SMALL_WORDS)
+
+
+def near_held_out(phrasing: str, bound: float = 0.8) -> bool:
+    """Whether ``phrasing`` shares ``bound`` of its content words (Jaccard) with a held-out phrasing of any pair:
+    "Can you illustrate {caption}?" is "Please illustrate {caption}." asked again, so it may not train."""
+    words = _content(phrasing)
+    return any(len(words & _content(h)) >= bound * len(words | _content(h)) for held in HELD_OUT.values()
+               for h in held)
+
+
+#: The ways to ask each text→text question: the hand-written ones and ``_ASK``'s; the last one is held out.
+QUESTIONS = tuple(Question(q.kind, q.subjects, (*dict.fromkeys((*q.phrasings[:-1],
+                                                                *(a for a in _ASK[q.kind] if not near_held_out(a)))),
+                                                q.phrasings[-1]))
+                  for q in QUESTIONS)
+
+#: Every phrasing of every pair, the held-out ones included (see ``HELD_OUT``): the hand-written ones, and the
+#: generated ones that are not near a held-out phrasing (``near_held_out``).
+TEMPLATES: dict[str, list[str]] = {pair: list(t) for pair, t in _HAND.items()}
+TEMPLATES["text->text"] = [p for q in QUESTIONS for p in q.phrasings]
+for _pair in PAIRS:
+    if _pair != "text->text":
+        _extra = [t for t in dict.fromkeys(_generated(_pair)) if t not in _HAND[_pair] and not near_held_out(t)]
+        TEMPLATES[_pair] = _HAND[_pair][:-HELD_OUT_PER_PAIR] + _extra + _HAND[_pair][-HELD_OUT_PER_PAIR:]
 
 
 def train_templates(pair: str) -> list[str]:

@@ -59,7 +59,7 @@ class TrainConfig:
     grad_accum: int = _DEFAULTS.grad_accum
     eval_every: int = _DEFAULTS.eval_every
     max_new_tokens: int = _DEFAULTS.max_new_tokens
-    eval_items: int = 300  # items per split scored in the final evaluation (periodic ones use a third)
+    eval_items: int = 600  # items per split scored in the final evaluation (periodic ones use a third)
     resume: bool = True
     mixed_precision: str = "auto"  # "auto": bf16 where supported on GPU, else fp16 on GPU, none on CPU
     progress: bool = True

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from modaverse_lite.aligners import Projection
+from modaverse_lite.aligners.linear import mean_and_motion
 from modaverse_lite.model import MEDIA_END, MEDIA_START, build_model
 
 
@@ -17,6 +18,20 @@ def test_projection_shapes_and_order():
     assert not torch.allclose(out, video(clip.flip(1)))  # the order of frames matters: motion survives
     with pytest.raises(ValueError, match="8 video frames cannot be cut into 3"):
         Projection(64, 128, tokens=3, frames=8)
+
+
+def test_a_clip_is_read_as_its_mean_frame_and_its_motion():
+    clip = torch.randn(3, 8, 64)
+    mean, motion = mean_and_motion(clip)
+    assert torch.allclose(mean, clip.mean(1)) and torch.allclose(motion.sum(1), torch.zeros(3, 64), atol=1e-5)
+    assert torch.allclose(motion.pow(2).sum(-1).mean(-1), torch.ones(3))  # unit size, whatever the encoder's scale
+    small = mean_and_motion(clip.mean(1, keepdim=True) + 0.01 * (clip - clip.mean(1, keepdim=True)))[1]
+    assert torch.allclose(small, motion, atol=1e-5)  # a small motion is as legible as a large one
+    assert torch.allclose(mean_and_motion(clip.flip(1))[1], motion.flip(1))
+    still = mean_and_motion(clip[:, :1].expand(-1, 8, -1))[1]  # no motion: zeros, not NaNs
+    assert torch.isfinite(still).all() and still.abs().max() < 1e-3
+    one_token = Projection(64, 128, tokens=1, frames=8)
+    assert one_token.linear.in_features == 64 * 9 and one_token(clip).shape == (3, 1, 128)
 
 
 @pytest.fixture(scope="module")

@@ -164,7 +164,7 @@ def test_failed_save_leaves_no_half_folder_and_keeps_the_old_one(tmp_path, monke
 
 
 def test_tokenizers_cover_the_world_without_unknown_tokens():
-    corpus = zt.world_corpus()
+    corpus = zt.caption_corpus()  # what the pipelines' tokenizers learn from
     # the prompts the pipelines are given: every world caption, and the frame captions of 24 clips
     captions = [world.caption(m, dict(zip(world.ATTRIBUTES[m], combo)))
                 for m in world.MODALITIES for combo in world.combinations(m, "all")]
@@ -184,7 +184,7 @@ def test_tokenizers_cover_the_world_without_unknown_tokens():
 
 
 def test_tokenizers_keep_the_special_token_ids_their_models_expect():
-    corpus = zt.world_corpus()
+    corpus = zt.caption_corpus()  # what the pipelines' tokenizers learn from
     clip, roberta, t5 = zt.clip_tokenizer(corpus), zt.roberta_tokenizer(corpus), zt.t5_tokenizer(corpus)
     assert (type(clip).__name__, clip.bos_token_id, clip.eos_token_id, clip.pad_token_id) == ("CLIPTokenizer", 0, 1, 1)
     assert (type(roberta).__name__, roberta.bos_token_id, roberta.pad_token_id, roberta.eos_token_id,

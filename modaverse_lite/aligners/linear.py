@@ -1,9 +1,12 @@
 """ModaVerse's input side: a linear projection per modality (the *converter* family, as in LLaVA).
 
 An image or a sound is one vector; one linear layer maps it to ``tokens`` embeddings at once (``[B, D] →
-[B, tokens, H]``). A video is one vector per frame: its frames are cut, in order, into ``tokens`` groups (8 frames
-→ 4 groups of 2), and each group's concatenated frames are mapped by one linear layer to one token. Still linear,
-still ordered, and a token can carry the change between its frames — the motion — which averaging frames would erase.
+[B, tokens, H]``). A video is one vector per frame. Its frames are first written as the clip's **mean frame** (what
+is in it) and its **motion** (each frame minus the mean, scaled to unit size per frame on average: where it goes),
+then cut, in order, into ``tokens`` groups (8 frames → 4 groups of 2); each group's mean + motion is mapped by one
+linear layer to one token. Still linear in the frames' deviations, still ordered; but the motion no longer hides as
+a small difference between large, nearly equal frame vectors, which a linear layer trained for a few minutes
+reads only for some encoders and not for others (docs/NOTES.md).
 """
 
 from __future__ import annotations
@@ -22,14 +25,25 @@ class Projection(nn.Module):
         self.tokens, self.frames = tokens, frames
         if frames == 1:  # one vector → `tokens` embeddings
             self.linear = nn.Linear(in_dim, out_dim * tokens)
-        else:  # `frames` vectors → `tokens` groups → one embedding each
-            self.linear = nn.Linear(in_dim * (frames // tokens), out_dim)
+        else:  # `frames` vectors → `tokens` groups of (mean frame, its frames' motion) → one embedding each
+            self.linear = nn.Linear(in_dim * (1 + frames // tokens), out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         if x.dim() == 2:  # [B, D] → [B, tokens·H] → [B, tokens, H]
             return self.linear(x).reshape(b, self.tokens, -1)
-        return self.linear(x.reshape(b, self.tokens, -1))  # [B, T, D] → [B, tokens, group·D] → [B, tokens, H]
+        mean, motion = mean_and_motion(x)  # [B, D], [B, T, D]
+        groups = motion.reshape(b, self.tokens, -1)  # [B, tokens, group·D]
+        return self.linear(torch.cat([mean[:, None].expand(-1, self.tokens, -1), groups], dim=-1))
+
+
+def mean_and_motion(frames: torch.Tensor, floor: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, T, D]`` frame embeddings → the mean frame ``[B, D]`` and the motion ``[B, T, D]``: each frame minus
+    the mean, divided by the root-mean-square of those differences' norms (a still clip's motion stays ~0)."""
+    mean = frames.mean(dim=1)
+    motion = frames - mean[:, None]
+    size = motion.pow(2).sum(-1).mean(-1).sqrt().clamp_min(floor)  # [B]
+    return mean, motion / size[:, None, None]
 
 
 class LinearProjections(nn.ModuleDict):

@@ -5,7 +5,7 @@ real transformers and diffusers classes and tiny configs:
 
 * ``clip``, ``clap``, ``llm`` — encoders and a causal LM pretrained here on the synthetic world (``pretrain.py``);
 * ``sd``, ``audioldm2``, ``text2video`` — diffusers pipelines with untrained tiny parts (``diffusers.py``);
-* one world corpus and one tokenizer trainer for all of them (``text.py``).
+* the world's corpora and one tokenizer trainer for all of them (``text.py``).
 
 Each entry is saved into ``<cache>/zoo/<name>-<recipe hash>/`` and loaded back with the same
 ``from_pretrained(path)`` calls that load hub checkpoints; a profile names one as ``"zoo:NAME"`` and
@@ -40,12 +40,13 @@ _PIPELINES = {"sd": diffusers.build_text_to_image, "audioldm2": diffusers.build_
 
 
 def recipe_hash(name: str) -> str:
-    """Names everything that decides an entry's weights: its recipe, the world corpus, and the code that builds it
+    """Names everything that decides an entry's weights: its recipe, its corpus, and the code that builds it
     (text.py, pretrain.py and world.py; diffusers.py too for the pipelines)."""
     code = inspect.getsource(text) + inspect.getsource(pretrain) + inspect.getsource(world)
     if name not in pretrain.RECIPES:
         code += inspect.getsource(diffusers)
-    corpus = hashlib.sha256("\n".join(text.world_corpus()).encode()).hexdigest()[:10]
+    lines = text.world_corpus() if name == "llm" else text.caption_corpus()  # the text this entry learns from
+    corpus = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
     recipe = {"version": RECIPE_VERSION, "name": name, "recipe": pretrain.RECIPES.get(name, {}), "corpus": corpus,
               "code": hashlib.sha256(code.encode()).hexdigest()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]

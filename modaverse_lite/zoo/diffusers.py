@@ -7,7 +7,7 @@ shape and range, and every step between a prompt and a file on disk is the real 
 
 Each builder
 
-1. trains tiny tokenizers on the world corpus (``text.py``: no hub access, even tokenizers are made here),
+1. trains tiny tokenizers on the world's captions (``text.py``: no hub access, even tokenizers are made here),
 2. seeds torch and constructs every model from a small config (same seed, byte-identical weights),
 3. assembles the pipeline and ``save_pretrained``-s it through ``files.atomic_dir``, so a crash never leaves half
    a checkpoint behind and a failed rebuild keeps the last good one.
@@ -24,7 +24,7 @@ import torch
 from .. import world
 from ..errors import CheckpointError
 from ..files import atomic_dir
-from .text import MAX_TOKENS, clip_tokenizer, roberta_tokenizer, t5_tokenizer, world_corpus
+from .text import MAX_TOKENS, caption_corpus, clip_tokenizer, roberta_tokenizer, t5_tokenizer
 
 
 # ---- parts ----------------------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def build_text_to_image(out_dir: Path, seed: int = 0) -> Path:
     """A tiny ``StableDiffusionPipeline`` (64x64 RGB images), saved in hub layout at ``out_dir``."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-    tokenizer = clip_tokenizer(world_corpus())
+    tokenizer = clip_tokenizer(caption_corpus())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         parts = _sd_parts(tokenizer)
@@ -118,7 +118,7 @@ def build_text_to_audio(out_dir: Path, seed: int = 0) -> Path:
         T5EncoderModel,
     )
 
-    corpus = world_corpus()
+    corpus = caption_corpus()
     tokenizer, tokenizer_2 = roberta_tokenizer(corpus), t5_tokenizer(corpus)
     mel_bins, hop, rate = 32, 160, world.SAMPLE_RATE  # 100 spectrogram frames a second, as in AudioLDM 2
     feature_extractor = ClapFeatureExtractor(feature_size=mel_bins, sampling_rate=rate, hop_length=hop,
@@ -175,7 +175,7 @@ def build_text_to_video(out_dir: Path, seed: int = 0) -> Path:
     """
     from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
-    tokenizer = clip_tokenizer(world_corpus())
+    tokenizer = clip_tokenizer(caption_corpus())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         parts = _sd_parts(tokenizer)

@@ -22,14 +22,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import world
-from .text import copy_corpus, train_tokenizer, world_corpus
+from .text import caption_corpus, copy_corpus, train_tokenizer, world_corpus
 
 RECIPES: dict[str, dict] = {
     "clip": dict(seed=0, images=2400, clips=300, steps=800, batch=128, lr=2e-3, image_size=64, patch=8,
                  width=64, layers=2, heads=4, text_width=64, text_layers=2, dim=64, tokens=600),
     "clap": dict(seed=0, tones=1200, steps=300, batch=96, lr=2e-3, mels=32, spec=32, hop=640, fft=1024, width=32,
                  dim=64, text_width=64, text_layers=2, tokens=600),
-    "llm": dict(seed=0, steps=600, copies=6000, batch=32, lr=3e-3, width=128, layers=2, heads=4, kv_heads=2,
+    "llm": dict(seed=0, steps=2000, copies=6000, batch=32, lr=3e-3, width=128, layers=2, heads=4, kv_heads=2,
                 tokens=1000, max_len=48),
 }
 
@@ -100,7 +100,7 @@ def build_clip(out: Path, r: dict) -> None:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     torch.manual_seed(r["seed"])
-    tokenizer = train_tokenizer(world_corpus(), r["tokens"])
+    tokenizer = train_tokenizer(caption_corpus(), r["tokens"])
     config = CLIPConfig(
         text_config=_text_tower(tokenizer, r, positions=32),
         vision_config=dict(image_size=r["image_size"], patch_size=r["patch"], hidden_size=r["width"],
@@ -145,7 +145,7 @@ def build_clap(out: Path, r: dict) -> None:
     from transformers import ClapConfig, ClapModel
 
     torch.manual_seed(r["seed"])
-    tokenizer = train_tokenizer(world_corpus(), r["tokens"])
+    tokenizer = train_tokenizer(caption_corpus(), r["tokens"])
     config = ClapConfig(
         text_config=_text_tower(tokenizer, r, positions=40, projection_dim=r["dim"]),
         audio_config=dict(spec_size=r["spec"], num_mel_bins=r["mels"], window_size=4, depths=[1, 1],

@@ -1,7 +1,8 @@
-"""The zoo's text: one world corpus, and one BPE trainer that makes every tokenizer of the zoo from it.
+"""The zoo's text: the world's corpora, and one BPE trainer that makes every tokenizer of the zoo from them.
 
-No tokenizer can be downloaded either, so each is trained here on ``world_corpus()``: every sentence of the
-synthetic world (captions, frame captions, meta-responses and instruction phrasings).
+No tokenizer can be downloaded either, so each is trained here: the encoders' and pipelines' on
+``caption_corpus()`` (every sentence of the synthetic world: captions, frame captions, meta-responses), the LLM's
+on ``world_corpus()`` (those and the training phrasings of the instructions).
 
 * ``train_tokenizer`` — the byte-level BPE tokenizer that CLIP, CLAP and the LLM share (ids 0..3 are
   ``SPECIAL_TOKENS``).
@@ -21,7 +22,7 @@ from collections import Counter
 import torch
 
 from .. import world
-from ..instructions import TEMPLATES
+from ..instructions import PAIRS, train_templates
 from ..meta import format_meta
 
 SPECIAL_TOKENS = ["<pad>", "</s>", "<s>", "<unk>"]  # ids 0..3; CLIP pools at </s> (id 1), CLAP at <s>
@@ -30,36 +31,92 @@ _PIPELINE_VOCAB = 1000  # vocabulary size of the diffusers pipelines' BPE tokeni
 
 
 # ---- the corpus -----------------------------------------------------------------------------------------------
-def world_corpus() -> list[str]:
-    """Every sentence the tiny models read: captions, frame captions, meta-responses and instruction phrasings."""
+def caption_corpus(split: str = "all") -> list[str]:
+    """Every sentence of the world itself: captions, frame captions and meta-responses, of the attribute
+    combinations of ``split`` ("all", or "seen": without ``world.UNSEEN``). The encoders' and the pipelines'
+    tokenizers learn from all of them (they never read an instruction, and a real CLIP has seen every colour of
+    every shape); the LLM only from the seen ones."""
     lines = []
     for modality in world.MODALITIES:
-        for combo in world.combinations(modality, "all"):
+        for combo in world.combinations(modality, split):
             text = world.caption(modality, dict(zip(world.ATTRIBUTES[modality], combo)))
             lines += [text, f"this is {text}.", format_meta(modality, text)]
-    for colour in world.COLOURS:
-        for shape in world.SHAPES:
-            name = world.caption("image", {"colour": colour, "shape": shape})
-            lines += [f"{name} at the {where}" for row in world._GRID for where in row]
+    for colour, shape in world.combinations("image", split):
+        name = world.caption("image", {"colour": colour, "shape": shape})
+        lines += [f"{name} at the {where}" for row in world._GRID for where in row]
     lines += [format_meta("text", word) for word in (*world.COLOURS, *world.SHAPES, *world.DIRECTIONS,
                                                       *world.PITCHES, *world.TIMBRES)]
-    # the instruction phrasings, as plain sentences (never paired with answers)
-    lines += sorted({t for phrasings in TEMPLATES.values() for t in phrasings})
     return lines
+
+
+#: Words a real LLM brings from the web and a tiny one must read somewhere: what making, seeing, hearing, moving and
+#: describing are called. Plain statements, never a request and never paired with an answer (``usage_corpus``).
+GLOSSARY = (
+    "to draw, to paint, to sketch, to depict, to illustrate, to render and to visualise are to make a picture.",
+    "an image, a picture, a photo, a drawing, a painting, a still frame and a snapshot are things you see.",
+    "to play, to compose, to synthesise, to sound and to record are to make a sound.",
+    "a sound, a tone, a note, a recording and audio are things you hear; to listen is to hear.",
+    "to animate, to film and to shoot a clip are to make a video.",
+    "a video, a clip, a film, a movie, footage and an animation are pictures that move.",
+    "to move, to go, to travel, to drift, to head, to glide, to slide and to float are ways to move.",
+    "to describe, to caption, to name, to explain, to summarise, to tell and to say are to answer in words.",
+    "to put something into words is to describe it; a caption is a few words.",
+    "to turn, to convert, to change, to transform and to translate are to make one thing into another.",
+    "a question asks for words: what, which, where, how and why begin questions.",
+    "a colour, a shape, a direction, a pitch and a timbre are words that describe things.",
+)
+_MOVING = ("moves", "goes", "travels", "drifts", "heads", "glides", "slides", "floats")
+
+
+def usage_corpus() -> list[str]:
+    """The ``GLOSSARY`` and the seen world described in its words: "a red circle drifts left", "you hear a low sine
+    tone", "a photo of a red circle", "in words, a red circle"."""
+    lines = list(GLOSSARY)
+    still = set(world.combinations("image", "seen"))
+    for i, (colour, shape, direction) in enumerate(world.combinations("video", "seen")):
+        if (colour, shape) not in still:  # "a red triangle drifts left" would name an unseen image on its own
+            continue
+        thing = world.caption("image", {"colour": colour, "shape": shape})
+        moving = world.caption("video", {"colour": colour, "shape": shape, "direction": direction})
+        lines += [f"{thing} {_MOVING[(i + k) % len(_MOVING)]} {direction}: {moving}." for k in (0, 3)]
+    for pitch, timbre in world.combinations("audio", "seen"):
+        tone = world.caption("audio", {"pitch": pitch, "timbre": timbre})
+        lines += [f"you hear {tone}.", f"a recording of {tone}.", f"in words, the sound is {tone}."]
+    for colour, shape in world.combinations("image", "seen"):
+        thing = world.caption("image", {"colour": colour, "shape": shape})
+        lines += [f"you see {thing}.", f"a photo of {thing}.", f"in words, the picture shows {thing}."]
+    return lines
+
+
+def world_corpus() -> list[str]:
+    """What the tiny LLM reads in pretraining: the seen part of ``caption_corpus``, ``usage_corpus`` and the
+    training phrasings of every pair, as plain sentences (never paired with answers). Nothing of the held-out splits is in it: no
+    caption of an unseen combination and no held-out phrasing (``instructions.HELD_OUT``), or the ``unseen`` and
+    ``phrasing`` splits would test sentences the LLM has read."""
+    return caption_corpus("seen") + usage_corpus() + sorted({t for pair in PAIRS for t in train_templates(pair)})
+
+
+def unseen_captions() -> list[str]:
+    """The captions of every held-out combination (``world.UNSEEN``): text the LLM must never read before its test."""
+    return [world.caption(m, dict(zip(world.ATTRIBUTES[m], c))) for m in world.MODALITIES
+            for c in world.combinations(m, "unseen")]
 
 
 def copy_corpus(n: int, seed: int) -> list[str]:
     """Repeat-after-me lines of random world words: a general skill real LLMs bring (copying from context),
-    which a tiny LM must learn somewhere. No instruction and no meta-response appears here."""
+    which a tiny LM must learn somewhere. No instruction, no meta-response and no unseen caption appears here."""
     rng = torch.Generator().manual_seed(seed)
     words = sorted({w for line in world_corpus() for w in line.lower().strip(".").split() if w.isalpha()})
     cues = ("repeat: {x}. again: {x}", "say {x} | {x}", "{x} → {x}", "copy this: {x}. done: {x}",
             "{x}. first word: {w[0]}", "{x}. second word: {w[1]}", "{x}. third word: {w[2]}", "{x}. last word: {last}")
+    unseen = unseen_captions()
     lines = []
-    for _ in range(n):
+    while len(lines) < n:
         w = [words[int(i)] for i in torch.randint(len(words), (int(torch.randint(3, 6, (1,), generator=rng)),),
                                                   generator=rng)]
-        lines.append(cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=" ".join(w), w=w, last=w[-1]))
+        line = cues[int(torch.randint(len(cues), (1,), generator=rng))].format(x=" ".join(w), w=w, last=w[-1])
+        if not any(c in line for c in unseen):
+            lines.append(line)
     return lines
 
 

@@ -1,0 +1,185 @@
+"""The measured table: one command runs every measurement the README quotes, and writes them down.
+
+``python -m modaverse_lite bench report`` measures, on the machine it runs on, in the tiny profile: the zoo build,
+the frozen features' linear probes, the dataset build, three seeds of align-training with their scores (worst seed
+beside the mean, and against the targets the project holds itself to: ``TARGETS``), the round trip of seed 0's
+checkpoint, training throughput and dispatch overhead. It writes everything to ``docs/measured.json`` and renders
+the README's "Measured" table between its two markers, with the machine, the versions and the date. Nothing in
+that table is typed by hand, and a test checks that the README shows exactly what ``docs/measured.json`` holds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from . import bench, files, zoo
+from .dataset import build_world_dataset
+from .evaluate import linear_probe
+from .profiles import Profile, get_profile
+from .records import check_dataset
+from .roundtrip import roundtrip_eval
+
+BEGIN = "<!-- measured:begin — written by `python -m modaverse_lite bench report`; do not edit by hand -->"
+END = "<!-- measured:end -->"
+#: What the tiny profile must reach on its *worst* seed (``bench seeds``), and the most training time per seed.
+TARGETS = {"val_routing": 0.99, "val_exact": 0.97, "val_pair_exact_min": 0.90, "unseen_exact": 0.90,
+           "phrasing_exact": 0.80, "train_seconds": 180.0}
+LIBRARIES = ("torch", "transformers", "peft", "diffusers", "accelerate", "tokenizers")
+
+
+def machine() -> dict:
+    """Where and when the figures were measured: CPU, cores, threads, Python, library versions, date, commit."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit,
+            "versions": {name: importlib.metadata.version(name) for name in LIBRARIES}}
+
+
+def _timed(fn):
+    began = time.perf_counter()
+    value = fn()
+    return value, round(time.perf_counter() - began, 1)
+
+
+def _zoo_from_scratch() -> dict:
+    """Seconds to build the tiny zoo in an empty cache, then to find it there."""
+    saved = os.environ.get("MODAVERSE_CACHE")
+    with tempfile.TemporaryDirectory(prefix="modaverse-zoo-") as tmp:
+        os.environ["MODAVERSE_CACHE"] = tmp
+        try:
+            _, scratch = _timed(lambda: zoo.build_all(force=False))
+            _, cached = _timed(lambda: zoo.build_all(force=False))
+        finally:
+            if saved is None:
+                os.environ.pop("MODAVERSE_CACHE")
+            else:
+                os.environ["MODAVERSE_CACHE"] = saved
+    return {"scratch_s": scratch, "cached_s": cached}
+
+
+def targets_met(summary: dict) -> dict[str, bool]:
+    """Whether the worst seed of a ``bench_seeds`` summary reaches each of ``TARGETS``."""
+    return {key: (summary[key]["max"] <= bound if key == "train_seconds" else summary[key]["min"] >= bound)
+            for key, bound in TARGETS.items()}
+
+
+def measure(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1, 2), zoo_from_scratch: bool = True,
+            progress: bool = True) -> dict:
+    """Run every measurement of the README's table; returns what ``write`` writes (minutes: three trainings)."""
+    p = get_profile(profile)
+    out = {"machine": machine(), "profile": p.name}
+    if zoo_from_scratch:
+        out["zoo"] = _zoo_from_scratch()
+    zoo.build_all()
+    out["probe"] = linear_probe(p, seed=0)
+    with tempfile.TemporaryDirectory(prefix="modaverse-data-") as tmp:
+        summary, seconds = _timed(lambda: build_world_dataset(Path(tmp) / "data", records=p.dataset_records,
+                                                              seed=0, progress=False))
+        out["dataset"] = {"records": summary["records"], "seconds": seconds,
+                          "problems": check_dataset(Path(tmp) / "data").to_dict()["problems"]}
+    runs = files.cache_dir() / "runs" / "report"
+    shutil.rmtree(runs, ignore_errors=True)
+    out["seeds"] = bench.bench_seeds(p, seeds=seeds, out_dir=runs, progress=progress)
+    out["seeds"]["targets"] = TARGETS
+    out["seeds"]["targets_met"] = targets_met(out["seeds"]["summary"])
+    trip = roundtrip_eval(runs / f"seed{seeds[0]}", seed=0)
+    out["roundtrip"] = {m: {"test": r["accuracy"], "unseen": r["unseen"]["accuracy"]} for m, r in trip.items()}
+    out["align"] = bench.bench_align(p)
+    out["dispatch"] = bench.bench_dispatch()
+    return out
+
+
+def _fmt(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _spread(summary: dict, key: str) -> str:
+    s = summary[key]
+    return f"worst {_fmt(s['min'])}, mean {_fmt(s['mean'])}"
+
+
+def render(m: dict) -> str:
+    """The README's measured table (markdown) for a ``measure`` result."""
+    mach, seeds = m["machine"], m["seeds"]
+    summary, runs = seeds["summary"], seeds["runs"]
+    versions = ", ".join(f"{k} {v}" for k, v in mach["versions"].items())
+    per_seed = lambda key: " / ".join(_fmt(r[key]) for r in runs)  # noqa: E731
+    met = seeds["targets_met"]
+    rows = [
+        ("building the tiny zoo from scratch / from the cache", "`python -m modaverse_lite zoo`",
+         f"{_fmt(m['zoo']['scratch_s'])} s / {_fmt(m['zoo']['cached_s'])} s" if "zoo" in m else "not measured"),
+        ("linear-probe accuracy of the frozen features (fresh media, unseen combinations included)",
+         "`probe --profile tiny --json`", ", ".join(f"{k} {_fmt(v)}" for k, v in m["probe"].items())),
+        (f"building the default dataset ({m['dataset']['records']:,} records + media), then `data check`",
+         "`data build --profile tiny --out DIR`", f"{_fmt(m['dataset']['seconds'])} s; "
+                                                  f"{m['dataset']['problems']} problems"),
+        (f"align-train, seeds {' / '.join(str(s) for s in seeds['seeds'])}, each on its own dataset: "
+         "seconds of training", "`bench seeds --seeds 0 1 2 --json`",
+         f"{per_seed('train_seconds')} s (target ≤ {_fmt(seeds['targets']['train_seconds'])} s: "
+         f"{'✓' if met['train_seconds'] else '✗'})"),
+    ]
+    names = {"val_routing": "held-out routing", "val_exact": "held-out exact",
+             "val_pair_exact_min": "held-out exact of the weakest pair", "unseen_exact": "unseen combinations exact",
+             "unseen_attributes": "unseen combinations, attributes right", "phrasing_exact": "unseen phrasings exact"}
+    for key, name in names.items():
+        target = seeds["targets"].get(key)
+        mark = f" (target ≥ {_fmt(target)}: {'✓' if met[key] else '✗'})" if target is not None else ""
+        rows.append((f"— {name}", "same run", f"{per_seed(key)}; {_spread(summary, key)}{mark}"))
+    trip = m["roundtrip"]
+    rows.append(("round trip of seed 0: LLM → meta-response → renderer → frozen encoder agrees (test split; unseen "
+                 "combinations)", "`eval roundtrip --checkpoint DIR --json`",
+                 ", ".join(f"{k} {_fmt(v['test'])} ({_fmt(v['unseen'])})" for k, v in trip.items())))
+    a = m["align"]
+    align = (f"ours {_fmt(a['ours_samples_per_s'])} vs paper-style {_fmt(a['naive_samples_per_s'])} samples/s "
+             f"(ratio {_fmt(a['ratio'])}; caching alone {_fmt(a['ratio_caching_alone'])}); our step "
+             f"{_fmt(a['ms_per_sample']['ours']['step'])} ms per sample; peak RSS {_fmt(a['peak_memory_mb'])} MB")
+    if "step_flops_per_s" in a:
+        align += (f"; our step {a['step_flops_per_s'] / 1e9:.2f} GFLOP/s against a dense matmul's "
+                  f"{a['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (ratio {_fmt(a['flops_ratio'])})")
+    rows.append(("training throughput: our loop vs. a loop shaped like the paper's reference code",
+                 "`bench align --json`", align))
+    rows.append(("dispatch overhead (parse + route, generator loaded)", "`bench dispatch --json`",
+                 f"{_fmt(m['dispatch']['per_request_ms'])} ms per request"))
+    gpu = f", GPU {mach['gpu']}" if mach["gpu"] else ", no GPU"
+    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
+            f"{mach['torch_threads']} torch threads{gpu}), Python {mach['python']}, {versions}; profile "
+            f"`{m['profile']}`. Every figure below comes from one run of `python -m modaverse_lite bench report`.")
+    table = ["| what | command | result |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join([head, "", *table])
+
+
+def replace_table(readme: str, table: str) -> str:
+    """``readme`` with the text between ``BEGIN`` and ``END`` replaced by ``table``."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise ValueError(f"the README needs one {BEGIN!r} line and one {END!r} line after it")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def write(measured: dict, readme: str | os.PathLike = "README.md",
+          json_path: str | os.PathLike = "docs/measured.json") -> None:
+    """Write ``measured`` to ``json_path`` and its table into ``readme`` (both atomically)."""
+    readme = Path(readme)
+    new = replace_table(readme.read_text(encoding="utf-8"), render(measured))
+    files.write_text(Path(json_path), json.dumps(measured, indent=2, sort_keys=True) + "\n")
+    files.write_text(readme, new)
