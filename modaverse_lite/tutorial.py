@@ -201,6 +201,28 @@ def _failure(err, notebook: Path, output: Path) -> NotebookError:
                          f"The executed notebook, with the full traceback, is {output}")
 
 
+def _kernel_config():
+    """The kernel manager's settings: CurveZMQ transport encryption wherever this pyzmq and jupyter_client have it.
+
+    Recent ipykernels warn "Kernel is running over TCP without encryption" at every start unless the kernel
+    manager provisions CurveZMQ keys; the matching jupyter_client does it with ``KernelManager.transport_encryption
+    = "auto"`` for a kernelspec that declares ``supported_encryption`` (ours does: ``write_kernel_spec``). Older
+    versions neither warn nor know the option, so nothing is set there; neither is it without CurveZMQ in pyzmq.
+    """
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    try:
+        import zmq
+
+        curve = zmq.has("curve")
+    except ImportError:
+        curve = False
+    if not curve or not KernelManager.class_traits().get("transport_encryption"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+
+
 def run_notebooks(out_dir: str | os.PathLike = "runs", parameters: dict | None = None, names=None,
                   progress: bool = True) -> list[dict]:
     """Execute notebooks in reading order with papermill; returns ``[{"name", "seconds", "output"}, ...]``.
@@ -235,7 +257,8 @@ def run_notebooks(out_dir: str | os.PathLike = "runs", parameters: dict | None =
             began = time.perf_counter()
             try:
                 papermill.execute_notebook(str(nb), str(output), parameters=given, kernel_name=kernel,
-                                           cwd=str(out), progress_bar=progress, log_output=False)
+                                           cwd=str(out), progress_bar=progress, log_output=False,
+                                           **_kernel_config())
             except papermill.PapermillExecutionError as err:
                 raise _failure(err, nb, output) from None
             except Exception as err:  # a dead kernel, a timeout: still name the notebook

@@ -187,3 +187,14 @@ def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
     timings = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in runs)
     print(f"notebooks with {TEST_PARAMETERS}: {timings}")
     shutil.rmtree(cache / "features", ignore_errors=True)
+
+
+def test_kernel_starts_without_the_unencrypted_tcp_warning(tmp_path, monkeypatch, capfd):
+    """`make tutorial` used to print ipykernel's "running over TCP without encryption" once per notebook."""
+    small = tmp_path / "98_small.ipynb"
+    nbformat.write(_notebook("print(x + 1)"), small)
+    monkeypatch.setattr(tutorial, "NOTEBOOKS", [small])
+    tutorial.run_notebooks(tmp_path / "runs", progress=False)
+    executed = nbformat.read(tmp_path / "runs" / small.name, as_version=4)
+    assert executed.cells[1].outputs[0]["text"] == "2\n"
+    assert "without encryption" not in capfd.readouterr().err
