@@ -46,6 +46,38 @@ def colab_url(name: str | os.PathLike) -> str:
     return f"https://colab.research.google.com/github/{org_repo}/blob/main/notebooks/{Path(name).name}"
 
 
+# ---- Colab ---------------------------------------------------------------------------------------------------
+#: Where ``use_drive_cache`` keeps the cache on Colab: a folder of the student's Google Drive.
+DRIVE_MOUNT = "/content/drive"
+DRIVE_CACHE = "MyDrive/modaverse_lite/cache"
+
+
+def on_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def use_drive_cache(folder: str = DRIVE_CACHE, mount_point: str = DRIVE_MOUNT) -> Path | None:
+    """On Colab, keep the cache (datasets, features, checkpoints) on Google Drive; elsewhere, do nothing.
+
+    Every Colab notebook runs in a runtime of its own, whose disk is wiped when it ends: notebook 03 would not
+    find notebook 02's checkpoint and would train again. This mounts Drive (Colab asks for permission once) and
+    points ``MODAVERSE_CACHE`` at ``mount_point/folder``, so every notebook of every runtime reads and writes the
+    same folder. Returns that folder, or None outside Colab (papermill, CI, a laptop), where the cache stays where
+    it was.
+    """
+    if not on_colab():
+        return None
+    from google.colab import drive
+
+    drive.mount(mount_point)
+    path = Path(mount_point) / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["MODAVERSE_CACHE"] = str(path)
+    print(f"the cache is on Google Drive: {path}")
+    return path
+
+
 # ---- the parameters cell -----------------------------------------------------------------------------------
 def _read(path: str | os.PathLike):
     import nbformat
