@@ -261,7 +261,10 @@ class DiffusersGenerator(Generator):
 
         generator = torch.Generator(self.device).manual_seed(seed)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                # AudioLDM 2's pipeline passes GPT-2 the `past_key_values` that transformers 5 deprecates: diffusers'
+                # code, not the user's, so its FutureWarning is no news to them (it says nothing about the prompt)
+                warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
                 out = self.pipe(prompt, num_inference_steps=self.steps, generator=generator, output_type="np",
                                 **self.call_kwargs)
             return pipeline_output(self.modality, out)
