@@ -24,6 +24,7 @@ from .profiles import get_profile
 from .records import check_dataset, read_records
 from .roundtrip import roundtrip_eval, roundtrip_table
 from .train import TrainConfig, align_train
+from .tutorial import use_drive_cache
 from .widgets import demo, generator_table, reply_table
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "check_dataset",
     # the model and its one training stage
     "record_features", "ModaVerseLite", "build_model", "checkpoint_info", "TrainConfig", "align_train",
-    "default_run_dir",
+    "default_run_dir", "use_drive_cache",
     # what it learned
     "answer", "score_one", "metrics_table",
     # the meta-response, dispatch and the assistant

@@ -25,7 +25,6 @@ silently dropping one. A missing or corrupt file raises ``MediaError`` naming it
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,10 @@ if TYPE_CHECKING:
     import torch
 
 MEDIA = meta.MEDIA  # ("image", "audio", "video")
+#: Said with every reply of the tiny profile: its encoders and LLM were pretrained on the synthetic world only.
+TINY_CAVEAT = ("the tiny model knows only the synthetic world (coloured shapes, tones, moving shapes): a real photo, "
+               "sound or clip, or a request outside the world, still gets an answer in world words; the gpu "
+               "profile's pretrained models know real media")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Reply:
     outputs: list[Output]
     seconds: float
     medium: str | None = None  # the modality of the input medium, None for a text-only instruction
+    caveats: tuple[str, ...] = ()  # what to keep in mind about every answer of this model (TINY_CAVEAT)
 
     @property
     def paths(self) -> list[Path]:
@@ -74,7 +78,8 @@ class Reply:
     def to_dict(self) -> dict:
         """Plain JSON-able values (what ``chat --json`` prints)."""
         return {"instruction": self.instruction, "medium": self.medium, "meta_response": self.meta_response,
-                "ok": self.parsed.ok, "notes": list(self.parsed.notes), "seconds": round(self.seconds, 3),
+                "ok": self.parsed.ok, "notes": list(self.parsed.notes), "caveats": list(self.caveats),
+                "seconds": round(self.seconds, 3),
                 "outputs": [{"modality": o.modality, "path": str(o.path) if o.path else None, "prompt": o.prompt,
                              "generator": o.generator, "text": o.text, "error": o.error,
                              "seconds": round(o.seconds, 3)} for o in self.outputs]}
@@ -82,7 +87,7 @@ class Reply:
     def format(self) -> str:
         """A few lines for a terminal: the meta-response, then one line per output."""
         lines = [self.meta_response]
-        lines += [f"note: {note}" for note in self.parsed.notes]
+        lines += [f"note: {note}" for note in (*self.parsed.notes, *self.caveats)]
         for o in self.outputs:
             if o.error:
                 lines.append(f"[{o.modality}] error: {o.error}")
@@ -170,7 +175,8 @@ class Assistant:
         text = self.meta_response(instruction.strip(), modality, features)
         parsed = meta.parse(text)
         outputs = self.dispatcher(parsed, seed=seed)
-        return Reply(instruction, text, parsed, outputs, time.perf_counter() - start, modality)
+        caveats = (TINY_CAVEAT,) if self.profile.name == "tiny" else ()
+        return Reply(instruction, text, parsed, outputs, time.perf_counter() - start, modality, caveats)
 
     def __repr__(self) -> str:
         return (f"Assistant(checkpoint={str(self.checkpoint)!r}, profile={self.profile.name!r}, "
@@ -182,14 +188,17 @@ def default_checkpoint(profile: str | Profile = "auto", seed: int = 0, steps: in
 
     An existing checkpoint is used as it is, whatever it was trained with (notebook 02 decides that); only when
     there is none does this train one, with ``steps`` steps (None: the profile's setting) on the default dataset,
-    and it says so.
+    and it says so on stdout, so that a notebook shows it as plain output.
     """
     run = default_run_dir(profile, seed)
     try:
         return find_checkpoint(run)  # the last good one, even from a run killed in the middle of a save
     except CheckpointError:
         pass
-    print(f"no checkpoint in {run} (notebook 02 writes it): training one now", file=sys.stderr)
+    steps = steps or get_profile(profile).train.steps
+    print(f"No checkpoint in {run}: notebook 02 writes it there, and it is not there (on Colab every notebook is a "
+          f"new runtime, with an empty disk, unless mv.use_drive_cache() keeps the cache on Google Drive). Training "
+          f"one here now, {steps} steps: it is not notebook 02's run.", flush=True)
     config = TrainConfig.from_profile(profile, data_dir=default_dataset(profile, seed), out_dir=run, seed=seed,
                                       steps=steps)
     return Path(align_train(config).checkpoint)

@@ -53,6 +53,16 @@ def score_one(target_modality: str, target_prompt: str, prediction: str) -> dict
     return {"routing": float(routed), "exact": float(exact), "attributes": attrs, "parse": float(parsed.ok)}
 
 
+#: How a notebook table marks an answer against its ground truth.
+RIGHT, WRONG = "✓", "✗"
+
+
+def marks(target_modality: str, target_prompt: str, prediction: str) -> dict[str, str]:
+    """✓ / ✗ for one answer, from ``score_one``: ``routing`` (the modality flag) and ``exact`` (flag and prompt)."""
+    score = score_one(target_modality, target_prompt, prediction)
+    return {key: RIGHT if score[key] else WRONG for key in ("routing", "exact")}
+
+
 def _mean(rows: list[dict]) -> dict:
     out = {"n": len(rows)}
     for key in ("routing", "exact", "attributes", "parse"):

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +220,32 @@ def load_pipeline(checkpoint: str | os.PathLike, torch_dtype=None):
     return DiffusionPipeline.from_pretrained(checkpoint, **kwargs)
 
 
+@contextmanager
+def _quiet_loading():
+    """Load a pipeline without the libraries' chatter, and put their settings back afterwards.
+
+    While a pipeline loads, diffusers and transformers draw a progress bar per component and per weight file, and
+    transformers warns that a pipeline's ``CLIPImageProcessor`` falls back to its PIL version when torchvision is
+    not installed (it does the same work; torchvision is optional here). None of it is the user's business.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    bars = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    fallback = logging.getLogger("transformers.utils.import_utils")  # the torchvision → PIL fallback's logger
+    level = fallback.level
+    fallback.setLevel(logging.ERROR)
+    for lib, _ in bars:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        fallback.setLevel(level)
+        for lib, enabled in bars:
+            if enabled:
+                lib.enable_progress_bar()
+
+
 class DiffusersGenerator(Generator):
     """Any diffusers text-to-X pipeline: ``DiffusionPipeline.from_pretrained(checkpoint)``, loaded on first use.
 
@@ -240,8 +268,8 @@ class DiffusersGenerator(Generator):
         if not isinstance(torch_dtype, torch.dtype):
             raise GeneratorError(f"unknown dtype {self.dtype!r}; expected 'float32', 'float16' or 'bfloat16'")
         try:
-            with warnings.catch_warnings():  # diffusers >= 0.36 renames torch_dtype to dtype; older ones lack dtype
-                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            with warnings.catch_warnings(), _quiet_loading():  # diffusers >= 0.36 renames torch_dtype to dtype;
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)  # older: no dtype
                 pipe = load_pipeline(self.checkpoint, torch_dtype)
         except Exception as e:  # OSError, ValueError, safetensors errors, …: all mean "this checkpoint won't load"
             raise CheckpointError(f"cannot load a diffusers pipeline from {self.checkpoint!r}: {type(e).__name__}: "
@@ -261,7 +289,10 @@ class DiffusersGenerator(Generator):
 
         generator = torch.Generator(self.device).manual_seed(seed)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                # AudioLDM 2's pipeline passes GPT-2 the `past_key_values` that transformers 5 deprecates: diffusers'
+                # code, not the user's, so its FutureWarning is no news to them (it says nothing about the prompt)
+                warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
                 out = self.pipe(prompt, num_inference_steps=self.steps, generator=generator, output_type="np",
                                 **self.call_kwargs)
             return pipeline_output(self.modality, out)

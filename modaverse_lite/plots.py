@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from . import media, world
+from .evaluate import marks
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#55A868", "test": "#8172B2", "unseen": "#C44E52",
                  "phrasing": "#DD8452"}
@@ -46,10 +47,11 @@ def _as_audio(item, sample_rate: int) -> np.ndarray:
     return media.load_audio(item, sample_rate) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
-def _grid(n: int, cols: int, size: float, height: float | None = None):
+def _grid(n: int, cols: int, size: float, height: float | None = None, layout: str | None = None):
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig, axes = _pyplot().subplots(rows, cols, figsize=(cols * size, rows * (height or size)), squeeze=False)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(cols * size, rows * (height or size)), squeeze=False,
+                                   layout=layout)
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat[:n])
@@ -60,7 +62,8 @@ def image_grid(images: Sequence, captions: Sequence[str] | None = None, cols: in
                title: str | None = None):
     """Images (arrays or paths) in a grid, each with its caption underneath."""
     images = list(images)
-    fig, axes = _grid(len(images), cols, size, size * 1.15)
+    # constrained layout makes room for every caption: tight_layout let a row's images cover the captions above
+    fig, axes = _grid(len(images), cols, size, size * 1.2, layout="constrained")
     for i, (ax, img) in enumerate(zip(axes, images)):
         ax.imshow(_as_image(img), interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])
@@ -68,7 +71,6 @@ def image_grid(images: Sequence, captions: Sequence[str] | None = None, cols: in
             ax.set_xlabel(captions[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _done(fig)
 
 
@@ -203,6 +205,20 @@ def target_html(record, width: int = 64, seed: int = 0) -> str:
     if attributes is None:
         return ""
     return media_html(world.render(record.target.modality, attributes, seed=seed).data, record.target.modality, width)
+
+
+def answer_rows(records, answers: Sequence[str], root: str | os.PathLike, width: int = 64) -> list[dict]:
+    """Table rows of dataset records beside the model's answers, each marked ✓ / ✗ against the record's target
+    (``evaluate.marks``: routing, and exact flag and prompt), with the input medium inline."""
+    return [{"split": r.split, "pair": r.pair, "input": input_html(r, root, width), "instruction": r.instruction,
+             "target": r.response(), "answer": a, **marks(r.target.modality, r.target.prompt, a)}
+            for r, a in zip(records, answers)]
+
+
+def answer_table(records, answers: Sequence[str], root: str | os.PathLike, width: int = 64,
+                 caption: str | None = None) -> str:
+    """``answer_rows`` as an HTML table, for ``IPython.display.HTML``."""
+    return html_table(answer_rows(records, answers, root, width), html_columns=["input"], caption=caption)
 
 
 # ---- the dataset -------------------------------------------------------------------------------------------

@@ -46,6 +46,38 @@ def colab_url(name: str | os.PathLike) -> str:
     return f"https://colab.research.google.com/github/{org_repo}/blob/main/notebooks/{Path(name).name}"
 
 
+# ---- Colab ---------------------------------------------------------------------------------------------------
+#: Where ``use_drive_cache`` keeps the cache on Colab: a folder of the student's Google Drive.
+DRIVE_MOUNT = "/content/drive"
+DRIVE_CACHE = "MyDrive/modaverse_lite/cache"
+
+
+def on_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def use_drive_cache(folder: str = DRIVE_CACHE, mount_point: str = DRIVE_MOUNT) -> Path | None:
+    """On Colab, keep the cache (datasets, features, checkpoints) on Google Drive; elsewhere, do nothing.
+
+    Every Colab notebook runs in a runtime of its own, whose disk is wiped when it ends: notebook 03 would not
+    find notebook 02's checkpoint and would train again. This mounts Drive (Colab asks for permission once) and
+    points ``MODAVERSE_CACHE`` at ``mount_point/folder``, so every notebook of every runtime reads and writes the
+    same folder. Returns that folder, or None outside Colab (papermill, CI, a laptop), where the cache stays where
+    it was.
+    """
+    if not on_colab():
+        return None
+    from google.colab import drive
+
+    drive.mount(mount_point)
+    path = Path(mount_point) / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["MODAVERSE_CACHE"] = str(path)
+    print(f"the cache is on Google Drive: {path}")
+    return path
+
+
 # ---- the parameters cell -----------------------------------------------------------------------------------
 def _read(path: str | os.PathLike):
     import nbformat
@@ -201,6 +233,28 @@ def _failure(err, notebook: Path, output: Path) -> NotebookError:
                          f"The executed notebook, with the full traceback, is {output}")
 
 
+def _kernel_config():
+    """The kernel manager's settings: CurveZMQ transport encryption wherever this pyzmq and jupyter_client have it.
+
+    Recent ipykernels warn "Kernel is running over TCP without encryption" at every start unless the kernel
+    manager provisions CurveZMQ keys; the matching jupyter_client does it with ``KernelManager.transport_encryption
+    = "auto"`` for a kernelspec that declares ``supported_encryption`` (ours does: ``write_kernel_spec``). Older
+    versions neither warn nor know the option, so nothing is set there; neither is it without CurveZMQ in pyzmq.
+    """
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    try:
+        import zmq
+
+        curve = zmq.has("curve")
+    except ImportError:
+        curve = False
+    if not curve or not KernelManager.class_traits().get("transport_encryption"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+
+
 def run_notebooks(out_dir: str | os.PathLike = "runs", parameters: dict | None = None, names=None,
                   progress: bool = True) -> list[dict]:
     """Execute notebooks in reading order with papermill; returns ``[{"name", "seconds", "output"}, ...]``.
@@ -235,7 +289,8 @@ def run_notebooks(out_dir: str | os.PathLike = "runs", parameters: dict | None =
             began = time.perf_counter()
             try:
                 papermill.execute_notebook(str(nb), str(output), parameters=given, kernel_name=kernel,
-                                           cwd=str(out), progress_bar=progress, log_output=False)
+                                           cwd=str(out), progress_bar=progress, log_output=False,
+                                           **_kernel_config())
             except papermill.PapermillExecutionError as err:
                 raise _failure(err, nb, output) from None
             except Exception as err:  # a dead kernel, a timeout: still name the notebook

@@ -5,9 +5,10 @@ built from ``plots.media_html`` and ``plots.html_table``: images as PNG, sounds 
 animated GIFs.
 
 ``demo(assistant)`` builds the interactive demo: pick a world example or upload a file, type an instruction,
-press *Ask*. It only builds widgets and returns at once, so a headless run (papermill, CI) never waits for input;
-the button's work is ``Demo.ask()``, which a test (or a script) can call — or press the button with
-``demo.button.click()``.
+press *Ask* (or Enter in the instruction box). It only builds widgets and returns at once, so a headless run
+(papermill, CI) never waits for input; the button's work is ``Demo.ask()``, which a test (or a script) can call — or
+press the button with ``demo.button.click()``. It works with ipywidgets 8 and with the ipywidgets 7 that Colab
+ships (their ``FileUpload.value`` differ: ``uploaded_file``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from __future__ import annotations
 import html
 import os
 import re
+import time
 from pathlib import Path
 
 from . import media, plots
 from .assistant import world_example
 from .dispatch import Dispatcher
-from .errors import ModaVerseError
+from .errors import MediaError, ModaVerseError
+from .evaluate import marks
 from .files import atomic_path
+from .meta import format_meta
 
 MEDIA = ("image", "audio", "video")
 
@@ -43,24 +47,36 @@ def output_html(output, width: int = 128) -> str:
     return plots.media_html(output.path, output.modality, width)
 
 
-def reply_rows(replies, media_inputs=None, width: int = 128) -> list[dict]:
+def reply_rows(replies, media_inputs=None, width: int = 128, targets=None) -> list[dict]:
     """Table rows for ``assistant.Reply`` objects: instruction, input medium, meta-response, outputs, seconds.
 
     ``media_inputs`` lists, for each reply, what was passed with it (``{"image": array_or_path}``, ``{}`` or None).
+    ``targets`` lists the right answer of each reply as ``(modality, prompt)``, e.g. ``("audio", "a mid sine
+    tone")`` (or None where there is none): the rows then show it and mark the reply ✓ / ✗ (``evaluate.marks``).
     """
     media_inputs = list(media_inputs) if media_inputs is not None else [None] * len(replies)
+    targets = list(targets) if targets is not None else None
+    if targets is not None and len(targets) != len(replies):
+        raise ValueError(f"{len(replies)} replies but {len(targets)} targets; give one target (or None) per reply")
     rows = []
-    for reply, given in zip(replies, media_inputs):
+    for i, (reply, given) in enumerate(zip(replies, media_inputs)):
         shown = " ".join(medium_html(m, v, width) for m, v in (given or {}).items()) or "–"
         outputs = "<br/>".join(output_html(o, width) for o in reply.outputs)
-        rows.append({"instruction": reply.instruction, "input": shown, "meta-response": reply.meta_response,
-                     "output": outputs, "seconds": round(reply.seconds, 2)})
+        row = {"instruction": reply.instruction, "input": shown}
+        if targets is not None:
+            target = targets[i]
+            row["target"] = format_meta(*target) if target else "–"
+        row["meta-response"] = reply.meta_response
+        if targets is not None:
+            row.update(marks(*targets[i], reply.meta_response) if targets[i] else {"routing": "–", "exact": "–"})
+        rows.append({**row, "output": outputs, "seconds": round(reply.seconds, 2)})
     return rows
 
 
-def reply_table(replies, media_inputs=None, width: int = 128) -> str:
+def reply_table(replies, media_inputs=None, width: int = 128, targets=None) -> str:
     """``reply_rows`` as an HTML table, for ``IPython.display.HTML``."""
-    return plots.html_table(reply_rows(replies, media_inputs, width), html_columns=("input", "output"), digits=2)
+    return plots.html_table(reply_rows(replies, media_inputs, width, targets), html_columns=("input", "output"),
+                            digits=2)
 
 
 def generator_table(replies, registries: dict, out_dir: str | os.PathLike, seed: int = 0, width: int = 128) -> str:
@@ -88,6 +104,30 @@ EXAMPLES = (("image: a red circle", ("image", "a red circle")),
             ("video: an orange square moving up", ("video", "an orange square moving up")))
 _ACCEPT = ",".join(media.IMAGE_EXTS + media.AUDIO_EXTS + media.VIDEO_EXTS)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NO_MEDIUM = "none"  # the dropdown's value for "(no medium)": None would show an empty dropdown
+_SUBMIT_AND_CLICK = 1.0  # seconds: a click this soon after Enter/leaving the box asked the same is not asked twice
+
+
+def uploaded_file(value) -> tuple[str, bytes] | None:
+    """``(file name, bytes)`` of the first file in a ``FileUpload.value``, or None when nothing was uploaded.
+
+    ipywidgets 8 gives a tuple of dicts ``({"name", "type", "size", "content": memoryview, ...},)``; ipywidgets 7
+    (Colab's) a dict ``{name: {"metadata": {"name", "type", "size", ...}, "content": bytes}}``. Both are read.
+    """
+    if not value:
+        return None
+    if isinstance(value, dict):  # ipywidgets 7
+        name, item = next(iter(value.items()))
+        name = (item.get("metadata") or {}).get("name", name)
+    elif isinstance(value, (tuple, list)):  # ipywidgets 8
+        item = value[0]
+        name = item.get("name", "")
+    else:
+        raise MediaError(f"cannot read an upload of type {type(value).__name__}; expected the value of an "
+                         "ipywidgets FileUpload (a tuple in ipywidgets 8, a dict in ipywidgets 7)")
+    if "content" not in item:
+        raise MediaError(f"the upload {name!r} has no content; upload the file again")
+    return str(name), bytes(item["content"])
 
 
 class Demo:
@@ -97,9 +137,13 @@ class Demo:
         import ipywidgets as w
 
         self.assistant, self.seed = assistant, seed
-        self.example = w.Dropdown(options=[("(no medium)", None), *examples], value=None, description="example")
+        options = [("(no medium)", _NO_MEDIUM), *examples]
+        self.example = w.Dropdown(options=options, value=options[0][1], description="example")
         self.upload = w.FileUpload(accept=_ACCEPT, multiple=False, description="or upload")
-        self.instruction = w.Text(value=instruction, description="instruction", layout=w.Layout(width="60%"))
+        # continuous_update=False: the value changes on Enter (or on leaving the box), which asks; ipywidgets 8
+        # deprecates Text.on_submit in favour of exactly this
+        self.instruction = w.Text(value=instruction, description="instruction", continuous_update=False,
+                                  layout=w.Layout(width="60%"))
         self.button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
         self.status = w.HTML()
         self.result = w.HTML()
@@ -107,21 +151,37 @@ class Demo:
                               self.status, self.result])
         self.last = None  # the last Reply
         self.error: str | None = None  # the last error message, if the last ask failed
-        self.button.on_click(lambda _button: self.ask())
+        self._submitted: tuple | None = None  # (instruction, when it finished) of the last ask that Enter made
+        self.button.on_click(lambda _button: self._clicked())
+        self.instruction.observe(self._submit, names="value")
+
+    def _submit(self, change) -> None:
+        """Enter in the instruction box (or leaving it after an edit): ask."""
+        self.ask()
+        self._submitted = (change["new"], time.monotonic())
+
+    def _clicked(self) -> None:
+        """The Ask button; a click right after an edit first leaves the box, which has asked already."""
+        if self._submitted is not None:
+            text, when = self._submitted
+            self._submitted = None
+            if text == self.instruction.value and time.monotonic() - when < _SUBMIT_AND_CLICK:
+                return
+        self.ask()
 
     def medium(self) -> dict:
         """What to pass with the instruction: an uploaded file (it wins) or the chosen world example, or nothing."""
-        if self.upload.value:
-            item = self.upload.value[0]
-            name = _SAFE.sub("_", Path(item["name"]).name).lstrip(".") or "upload"
+        upload = uploaded_file(self.upload.value)
+        if upload is not None:
+            name = _SAFE.sub("_", Path(upload[0]).name).lstrip(".") or "upload"
             modality = media.modality_of(name)  # MediaError for an extension we cannot read
             folder = self.assistant.out_dir / "uploads"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / name
             with atomic_path(path) as tmp:
-                tmp.write_bytes(bytes(item["content"]))
+                tmp.write_bytes(upload[1])
             return {modality: path}
-        if self.example.value is None:
+        if self.example.value in (None, _NO_MEDIUM):
             return {}
         modality, caption = self.example.value
         return {modality: world_example(modality, caption, seed=self.seed)}
@@ -138,7 +198,7 @@ class Demo:
         except Exception as err:
             return self._fail(f"unexpected {type(err).__name__}: {err}")
         self.last = reply
-        notes = "".join(f"<br/><small>note: {html.escape(n)}</small>" for n in reply.parsed.notes)
+        notes = "".join(f"<br/><small>note: {html.escape(n)}</small>" for n in (*reply.parsed.notes, *reply.caveats))
         self.status.value = f"<code>{html.escape(reply.meta_response)}</code>{notes}"
         self.result.value = reply_table([reply], [given])
         return reply

@@ -245,7 +245,7 @@ def generate(modality: str, n: int, seed: int = 0, split: str = "seen") -> list[
 #: A shape's sound and a sound's shape: circle ↔ sine, square ↔ square, triangle ↔ triangle, diamond ↔ sawtooth.
 TIMBRE_OF_SHAPE = {"circle": "sine", "square": "square", "triangle": "triangle", "diamond": "sawtooth"}
 SHAPE_OF_TIMBRE = {t: s for s, t in TIMBRE_OF_SHAPE.items()}
-#: Warm colours sound high, cool colours low; a pitch is drawn in one colour.
+#: Red and orange sound high, yellow and green mid, blue and purple low; a pitch is drawn in one colour.
 PITCH_OF_COLOUR = {"red": "high", "orange": "high", "yellow": "mid", "green": "mid", "blue": "low", "purple": "low"}
 COLOUR_OF_PITCH = {"low": "blue", "mid": "green", "high": "red"}
 

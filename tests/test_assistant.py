@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modaverse_lite import media, meta, world
-from modaverse_lite.assistant import Assistant, Reply, default_checkpoint, world_example
+from modaverse_lite.assistant import TINY_CAVEAT, Assistant, Reply, default_checkpoint, world_example
 from modaverse_lite.dispatch import Output, Registry
 from modaverse_lite.errors import CheckpointError, MediaError, ModaVerseError
 from modaverse_lite.generators import WorldRenderer
@@ -42,6 +42,8 @@ def test_a_reply_is_the_parsed_and_dispatched_meta_response(assistant):
             assert (out.path is not None and out.path.parent == assistant.out_dir) != (out.error is not None)
     json.dumps(reply.to_dict())  # plain values only
     assert reply.format().splitlines()[0] == reply.meta_response.splitlines()[0]
+    assert reply.caveats == (TINY_CAVEAT,) and f"note: {TINY_CAVEAT}" in reply.format()  # it knows only the world
+    assert reply.to_dict()["caveats"] == [TINY_CAVEAT]
     assert assistant("Draw a red circle.").meta_response == reply.meta_response  # greedy: deterministic
 
 
@@ -110,7 +112,8 @@ def test_a_missing_checkpoint_is_a_checkpoint_error(tmp_path):
         Assistant(tmp_path / "nowhere")
 
 
-def test_default_checkpoint_reuses_notebook_02s_run_and_trains_only_when_missing(short_run, monkeypatch, tmp_path):
+def test_default_checkpoint_reuses_notebook_02s_run_and_trains_only_when_missing(short_run, monkeypatch, tmp_path,
+                                                                                 capsys):
     from modaverse_lite import assistant as module
 
     monkeypatch.setattr(module, "default_run_dir", lambda profile, seed: short_run.checkpoint.parent)
@@ -122,6 +125,8 @@ def test_default_checkpoint_reuses_notebook_02s_run_and_trains_only_when_missing
     monkeypatch.setattr(module, "align_train",
                         lambda config: configs.append(config) or SimpleNamespace(checkpoint=tmp_path / "made"))
     assert default_checkpoint("tiny", 3, steps=5) == tmp_path / "made"
+    said = capsys.readouterr()
+    assert "No checkpoint in" in said.out and "5 steps" in said.out and not said.err  # plain output in a notebook
     assert [(c.out_dir, c.seed, c.steps, c.profile.name) for c in configs] == [(str(tmp_path / "run-3"), 3, 5,
                                                                                 "tiny")]
 

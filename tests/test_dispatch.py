@@ -294,3 +294,20 @@ def test_incomplete_pipeline_folder_is_a_checkpoint_error(tiny_pipelines, tmp_pa
     shutil.rmtree(broken / "unet")
     with pytest.raises(CheckpointError, match="unet"):
         DiffusersGenerator("image", broken, steps=2).load()
+
+
+def test_loading_a_pipeline_is_quiet_and_puts_the_libraries_settings_back():
+    import logging
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from modaverse_lite.generators import _quiet_loading
+
+    libraries = (diffusers_logging, transformers_logging)
+    fallback = logging.getLogger("transformers.utils.import_utils")
+    bars, level = [lib.is_progress_bar_enabled() for lib in libraries], fallback.level
+    with _quiet_loading():
+        assert not any(lib.is_progress_bar_enabled() for lib in libraries)
+        assert fallback.getEffectiveLevel() >= logging.ERROR  # no "requires torchvision; falling back" warning
+    assert [lib.is_progress_bar_enabled() for lib in libraries] == bars and fallback.level == level

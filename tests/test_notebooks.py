@@ -187,3 +187,39 @@ def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
     timings = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in runs)
     print(f"notebooks with {TEST_PARAMETERS}: {timings}")
     shutil.rmtree(cache / "features", ignore_errors=True)
+
+
+def test_kernel_starts_without_the_unencrypted_tcp_warning(tmp_path, monkeypatch, capfd):
+    """`make tutorial` used to print ipykernel's "running over TCP without encryption" once per notebook."""
+    small = tmp_path / "98_small.ipynb"
+    nbformat.write(_notebook("print(x + 1)"), small)
+    monkeypatch.setattr(tutorial, "NOTEBOOKS", [small])
+    tutorial.run_notebooks(tmp_path / "runs", progress=False)
+    executed = nbformat.read(tmp_path / "runs" / small.name, as_version=4)
+    assert executed.cells[1].outputs[0]["text"] == "2\n"
+    assert "without encryption" not in capfd.readouterr().err
+
+
+def test_use_drive_cache_is_a_no_op_outside_colab_and_mounts_drive_on_colab(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import modaverse_lite as mv
+
+    monkeypatch.setenv("MODAVERSE_CACHE", str(tmp_path / "local"))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert mv.use_drive_cache() is None  # papermill, CI, a laptop: nothing changes
+    assert mv.files.cache_dir() == tmp_path / "local"
+
+    mounted = []
+    drive = types.SimpleNamespace(mount=lambda point: mounted.append(point))
+    colab = types.ModuleType("google.colab")
+    colab.drive = drive
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    folder = mv.use_drive_cache(mount_point=str(tmp_path / "drive"))
+    assert mounted == [str(tmp_path / "drive")]
+    assert folder == tmp_path / "drive" / tutorial.DRIVE_CACHE and folder.is_dir()
+    assert mv.files.cache_dir() == folder and mv.default_run_dir("tiny", 0).is_relative_to(folder)
