@@ -45,7 +45,7 @@ test: install  ## the whole suite, notebooks included
 
 lab: install  ## JupyterLab on notebooks/, with make tutorial's cache; outputs are stripped whenever a notebook is saved
 	$(BIN)/python -m modaverse_lite zoo
-	$(BIN)/jupyter lab --config=jupyter_server_config.py --notebook-dir=notebooks
+	$(BIN)/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks $(LAB_ARGS)
 
 lock:  ## rewrite $(LOCK) from pyproject.toml, keeping every pin that still fits (UPGRADE=1: the newest that fit)
 	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install "$(UV)"; }

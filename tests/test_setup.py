@@ -2,6 +2,7 @@
 
 import ast
 import importlib.metadata
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -132,6 +133,22 @@ def test_makefile_installs_the_cpu_torch_first_then_exactly_the_lock():
     assert cpu_torch < lock < project, "torch's CPU build, then the lock, then this project without new packages"
     gpu = script.index("command -v nvidia-smi")
     assert gpu < cpu_torch and f"grep -v '^torch==' {LOCK.name}" in script, "with a GPU the platform's torch stays"
+
+
+def test_make_lab_opens_the_notebooks_with_the_tutorials_cache_and_the_stripping_config(tmp_path):
+    """`make lab` run for real, with stand-ins for the venv's python and jupyter that print what they were given."""
+    for tool in ("python", "jupyter"):
+        script = tmp_path / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $* cache=$MODAVERSE_CACHE"\n')
+        script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "MODAVERSE_CACHE"}
+    done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "lab", f"BIN={tmp_path}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    zoo, lab = done.stdout.splitlines()
+    cache = f"cache={ROOT / '.cache'}"  # where `make tutorial` leaves the dataset and the checkpoint
+    assert zoo == f"python -m modaverse_lite zoo {cache}"
+    assert lab == f"jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks {cache}"
+    assert "modaverse_lite.tutorial.strip_on_save" in (ROOT / "jupyter_server_config.py").read_text()
 
 
 def test_make_lock_compiles_pyproject_with_uv():
