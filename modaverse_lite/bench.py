@@ -15,6 +15,12 @@
 ``ms_per_sample`` splits each loop's time into its stages, so each part of a ratio can be read off. The three
 loops take turns batch by batch, ``rounds`` times over the same batches.
 
+How close our step comes to what the machine can do (``_step_flops``, ``matmul_flops_per_s``): torch's
+``FlopCounterMode`` counts the FLOPs of forward + backward of our loss on every batch (matrix products and
+attention, which is where the FLOPs are; element-wise work and the optimiser are not counted);
+``ours_flops_per_s`` is that count over the time our loop took, ``matmul_flops_per_s`` a large dense ``torch.mm``
+timed in the same run, under the same autocast, and ``ours_flops_ratio`` the one over the other.
+
 ``bench_seeds`` trains the same recipe from several seeds (each with its own dataset) and reports the spread of
 the held-out and unseen-combination scores: one seed's figure on a split of a few hundred items is not a result.
 
@@ -34,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import meta
 from .dataset import default_dataset
@@ -128,10 +135,49 @@ def _reference_inputs(model, samples) -> dict:
             "labels": stacked("labels", value=-100)}
 
 
+def _step_flops(model, examples: list, features: dict, accelerator) -> int:
+    """FLOPs of one step of our loop (forward + backward of ``model.loss``), counted by torch, not estimated.
+
+    The gradients it leaves are cleared: the count changes nothing that a timed loop sees."""
+    with FlopCounterMode(display=False) as counter:
+        with accelerator.autocast():
+            loss = model.loss(examples, features)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_s(accelerator, n: int = 2048, repeats: int = 10) -> float:
+    """The machine's dense-matmul FLOP/s: an ``n``×``n`` fp32 ``torch.mm`` (autocast may lower it, as in
+    training), after 3 untimed warm-up products; the best of ``repeats`` timed ones, ``2 n³`` FLOPs each."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=generator).to(accelerator.device) for _ in range(2))
+    best = float("inf")
+    with accelerator.autocast():
+        for i in range(3 + repeats):
+            began = time.perf_counter()
+            torch.mm(a, b)
+            if accelerator.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 3:
+                best = min(best, time.perf_counter() - began)
+    return 2 * n**3 / best
+
+
+def _flops(model, step_examples: list[list], features: dict, ours_seconds: float, rounds: int,
+           accelerator) -> dict:
+    """The FLOP/s fields of ``bench_align``: our loop's achieved rate, the machine's matmul rate, their ratio."""
+    per_pass = sum(_step_flops(model, examples, features, accelerator) for examples in step_examples)
+    achieved = rounds * per_pass / ours_seconds
+    machine = matmul_flops_per_s(accelerator)
+    return {"ours_flops_per_step": round(per_pass / len(step_examples)), "ours_flops_per_s": round(achieved, -6),
+            "matmul_flops_per_s": round(machine, -6), "ours_flops_ratio": round(achieved / machine, 4)}
+
+
 def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: int | None = None, seed: int = 0,
                 data_dir: str | None = None, rounds: int = 3) -> dict:
     """Samples/s of our loop, the naive loop and the per-step-encoding loop, their ratios, where each loop's
-    time goes, the one-off encoding time, peak memory."""
+    time goes, the one-off encoding time, our step's FLOP/s against the machine's matmul FLOP/s, peak memory."""
     p = get_profile(profile)
     batch_size = batch_size or p.train.batch_size
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
@@ -171,6 +217,8 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
             "ours_prepare_s": round(prepare, 2),
             "ms_per_sample": {loop: {name: round(1000 * t / (rounds * samples), 3) for name, t in stages.items()}
                               for loop, stages in seconds.items()},
+            **_flops(model, [[examples[position[id(r)]] for r in batch] for batch in batches], features,
+                     sum(seconds["ours"].values()), rounds, accelerator),
             "peak_memory_mb": round(_peak_memory_mb(), 1),
             "device": accelerator.device.type, "mixed_precision": accelerator.mixed_precision,
             "threads": torch.get_num_threads()}

@@ -160,22 +160,37 @@ def is_stripped(path: str | os.PathLike) -> bool:
     return True
 
 
+def _strip_content(nb) -> None:
+    """Outputs, execution counts and widget / papermill state out of a notebook's JSON (a dict or NotebookNode)."""
+    for key in ("widgets", "papermill"):
+        nb.get("metadata", {}).pop(key, None)
+    for cell in nb.get("cells", []):
+        for key in _RUN_METADATA:
+            cell.get("metadata", {}).pop(key, None)
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+
+
 def strip(path: str | os.PathLike) -> Path:
     """Remove outputs, execution counts and widget / papermill state from a notebook, in place, atomically."""
     import nbformat
 
     path = Path(path)
     nb = _read(path)
-    for key in ("widgets", "papermill"):
-        nb.metadata.pop(key, None)
-    for cell in nb.cells:
-        for key in _RUN_METADATA:
-            cell.get("metadata", {}).pop(key, None)
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    _strip_content(nb)
     with atomic_path(path) as tmp:
         nbformat.write(nb, tmp)
     return path
+
+
+def strip_on_save(model: dict, **kwargs) -> None:
+    """Jupyter's ``pre_save_hook``: a notebook is written stripped, whatever the open tab shows.
+
+    ``make lab`` sets it (``jupyter_server_config.py``), so a class can run the notebooks in JupyterLab and the
+    files stay as committed. Other files pass untouched.
+    """
+    if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+        _strip_content(model["content"])
 
 
 # ---- running -----------------------------------------------------------------------------------------------

@@ -1,10 +1,21 @@
 """The benchmarks run end to end and report consistent figures (their values are measured, never asserted here)."""
 
+from contextlib import nullcontext
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from modaverse_lite import records as ds
-from modaverse_lite.bench import _merged, _one_by_one, _reference_inputs, bench_align, bench_seeds
+from modaverse_lite.bench import (
+    _merged,
+    _one_by_one,
+    _reference_inputs,
+    _step_flops,
+    bench_align,
+    bench_seeds,
+    matmul_flops_per_s,
+)
 from modaverse_lite.encode import load_encoder
 from modaverse_lite.model import build_model
 from modaverse_lite.train import mixed_precision
@@ -27,6 +38,33 @@ def test_bench_align_reports_each_loop_its_stages_and_the_ratios(world_data):
     for name, parts in stages.items():
         assert sum(parts.values()) == pytest.approx(1000 / per_s[name], rel=0.05), name
         assert all(ms > 0 for ms in parts.values()), name
+    # FLOP/s: our step's counted FLOPs over its time, against a large matmul timed in the same run
+    assert result["ours_flops_per_step"] > 0 and result["ours_flops_per_s"] > 0 and result["matmul_flops_per_s"] > 0
+    assert result["ours_flops_ratio"] == pytest.approx(result["ours_flops_per_s"] / result["matmul_flops_per_s"],
+                                                       rel=0.05, abs=1e-3)
+
+
+class _TwoLayers(torch.nn.Module):
+    """x → Linear(i, h) → Linear(h, o) → sum, with ``loss(examples, features)`` as ModaVerseLite has it."""
+
+    def __init__(self, i: int, h: int, o: int):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(i, h, bias=False), torch.nn.Linear(h, o, bias=False)
+
+    def loss(self, examples, features):
+        return self.second(self.first(features["x"])).sum()
+
+
+def test_step_flops_counts_forward_and_backward_matmuls():
+    b, i, h, o = 4, 8, 16, 32
+    model = _TwoLayers(i, h, o)
+    cpu = SimpleNamespace(device=torch.device("cpu"), autocast=nullcontext)
+    flops = _step_flops(model, [], {"x": torch.randn(b, i)}, cpu)
+    # forward 2b(ih + ho); backward: both weight gradients 2b(ih + ho) and the gradient into the second layer 2bho
+    # (the input needs none)
+    assert flops == 2 * b * (2 * i * h + 3 * h * o)
+    assert all(p.grad is None for p in model.parameters()), "counting leaves no gradients behind"
+    assert matmul_flops_per_s(cpu, n=64, repeats=2) > 0
 
 
 def test_the_naive_loop_optimises_the_same_loss_as_ours(world_data):

@@ -9,11 +9,15 @@ import ast
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
+from jupyter_server.services.contents.filemanager import FileContentsManager
+from traitlets.config import PyFileConfigLoader
 
 from modaverse_lite import tutorial
 from modaverse_lite.tutorial import NotebookError
@@ -24,6 +28,8 @@ TEST_PARAMETERS = {"profile": "tiny", "records": 2000, "steps": 60, "batch_size"
                    "n_roundtrip": 20}
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>\]]+")
 NOTEBOOK_IDS = [nb.name for nb in tutorial.NOTEBOOKS]
+#: nbval checks the output of a cell whose code holds this comment (the other cells run, unchecked).
+NBVAL_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def _notebook(*cells, parameters: str | None = "x = 1") -> nbformat.NotebookNode:
@@ -124,6 +130,45 @@ def test_strip_removes_outputs_and_state_and_keeps_the_code(tmp_path):
         tutorial.strip(path)
 
 
+def _run_notebook_model() -> dict:
+    """A notebook as JupyterLab sends it to be saved: JSON, after a run (outputs, counts, widget state)."""
+    nb = _notebook("print('hi')", "x")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+    nb.cells[1].execution_count = 7
+    nb.cells[2].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=8)]
+    nb.cells[2].execution_count = 8
+    nb.cells[2].metadata["execution"] = {"iopub.status.busy": "2024-01-01"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    return {"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}
+
+
+def test_strip_on_save_strips_a_notebook_model_and_nothing_else(tmp_path):
+    model = _run_notebook_model()
+    sources = ["".join(c["source"]) for c in model["content"]["cells"]]
+    tutorial.strip_on_save(model=model, path="n.ipynb", contents_manager=None)
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(model["content"]))
+    assert tutorial.is_stripped(path)
+    again = nbformat.read(path, as_version=4)
+    assert [c.source for c in again.cells] == sources and again.cells[0].metadata["tags"] == ["parameters"]
+    text = {"type": "file", "format": "text", "content": "outputs: keep me"}
+    tutorial.strip_on_save(model=text, path="notes.txt", contents_manager=None)
+    assert text["content"] == "outputs: keep me"
+
+
+def test_make_labs_jupyter_config_saves_notebooks_stripped(tmp_path):
+    """The config `make lab` passes to Jupyter, loaded as Jupyter loads it: a notebook saved through the server's
+    contents manager lands on disk without outputs."""
+    config = PyFileConfigLoader("jupyter_server_config.py", path=str(ROOT)).load_config()
+    manager = FileContentsManager(root_dir=str(tmp_path), config=config)
+    assert manager.pre_save_hook is tutorial.strip_on_save
+    manager.save(_run_notebook_model(), "ran.ipynb")
+    assert tutorial.is_stripped(tmp_path / "ran.ipynb")
+    unhooked = FileContentsManager(root_dir=str(tmp_path))  # the control: a plain server keeps the outputs
+    unhooked.save(_run_notebook_model(), "kept.ipynb")
+    assert not tutorial.is_stripped(tmp_path / "kept.ipynb")
+
+
 def test_parameters_cell_must_be_single_and_literal(tmp_path):
     cases = {"code": _notebook(parameters="import os\nx = 1"), "call": _notebook(parameters="x = len('ab')"),
              "none": _notebook("x = 1", parameters=None)}
@@ -162,15 +207,27 @@ def test_run_names_the_notebook_and_cell_that_failed(tmp_path, monkeypatch):
     assert tutorial.run_notebooks(tmp_path / "runs", {"x": 1}, progress=False)[0]["name"] == "99_broken.ipynb"
 
 
-def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
-    """Every notebook, in order, in the tiny profile with TEST_PARAMETERS: any error in any cell fails."""
+@pytest.fixture(scope="module")
+def executed_notebooks(tmp_path_factory, tiny_zoo):
+    """Every notebook executed once, in order, in a cache of its own that shares only the built zoo; the cache stays
+    set while the tests that read the executed copies run."""
     from modaverse_lite import files
 
+    tmp_path = tmp_path_factory.mktemp("notebooks")
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "zoo").symlink_to(files.cache_dir() / "zoo", target_is_directory=True)  # share the built zoo only
-    monkeypatch.setenv("MODAVERSE_CACHE", str(cache))
-    runs = tutorial.run_notebooks(tmp_path / "runs", TEST_PARAMETERS, progress=False)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("MODAVERSE_CACHE", str(cache))
+        yield tutorial.run_notebooks(tmp_path / "runs", TEST_PARAMETERS, progress=False)
+    shutil.rmtree(cache / "features", ignore_errors=True)
+
+
+def test_notebooks_run(executed_notebooks):
+    """Every notebook, in order, in the tiny profile with TEST_PARAMETERS: any error in any cell fails."""
+    from modaverse_lite import files
+
+    runs = executed_notebooks
     assert [r["name"] for r in runs] == NOTEBOOK_IDS
     for run in runs:
         executed = nbformat.read(run["output"], as_version=4)
@@ -186,7 +243,6 @@ def test_notebooks_run(tmp_path, monkeypatch, tiny_zoo):
     assert saved["step"] == TEST_PARAMETERS["steps"] and saved["batch_size"] == TEST_PARAMETERS["batch_size"]
     timings = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in runs)
     print(f"notebooks with {TEST_PARAMETERS}: {timings}")
-    shutil.rmtree(cache / "features", ignore_errors=True)
 
 
 def test_kernel_starts_without_the_unencrypted_tcp_warning(tmp_path, monkeypatch, capfd):
@@ -223,3 +279,14 @@ def test_use_drive_cache_is_a_no_op_outside_colab_and_mounts_drive_on_colab(tmp_
     assert mounted == [str(tmp_path / "drive")]
     assert folder == tmp_path / "drive" / tutorial.DRIVE_CACHE and folder.is_dir()
     assert mv.files.cache_dir() == folder and mv.default_run_dir("tiny", 0).is_relative_to(folder)
+
+
+def test_marked_outputs_are_the_same_on_a_second_run(executed_notebooks):
+    """Determinism, checked by nbval: every executed notebook holding a cell marked ``# NBVAL_CHECK_OUTPUT`` runs
+    once more (its parameters as papermill injected them, the same cache) and those cells must print the same."""
+    marked = [r["output"] for r in executed_notebooks if NBVAL_MARK in Path(r["output"]).read_text()]
+    assert marked, f"no notebook has a cell marked {NBVAL_MARK!r}"
+    done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                           "-p", "no:cacheprovider", *marked], cwd=Path(marked[0]).parent,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"a marked cell printed something else on a second run:\n{done.stdout[-4000:]}"
