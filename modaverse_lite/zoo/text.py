@@ -90,9 +90,9 @@ def usage_corpus() -> list[str]:
 
 def world_corpus() -> list[str]:
     """What the tiny LLM reads in pretraining: the seen part of ``caption_corpus``, ``usage_corpus`` and the
-    training phrasings of every pair, as plain sentences (never paired with answers). Nothing of the held-out splits is in it: no
-    caption of an unseen combination and no held-out phrasing (``instructions.HELD_OUT``), or the ``unseen`` and
-    ``phrasing`` splits would test sentences the LLM has read."""
+    training phrasings of every pair, as plain sentences (never paired with answers). Nothing of the held-out
+    splits is in it: no caption of an unseen combination and no held-out phrasing (``instructions.HELD_OUT``), or
+    the ``unseen`` and ``phrasing`` splits would test sentences the LLM has read."""
     return caption_corpus("seen") + usage_corpus() + sorted({t for pair in PAIRS for t in train_templates(pair)})
 
 
