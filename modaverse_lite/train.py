@@ -98,6 +98,7 @@ class TrainResult:
     steps: int = 0
     model: ModaVerseLite | None = field(default=None, repr=False)  # the trained model, in memory
     lrs: list[float] = field(default_factory=list)  # the learning rate of each optimizer step this call took
+    main_process: bool = True  # False in the other processes of a several-process run (no metrics, no checkpoint)
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -370,4 +371,5 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
     metrics = evaluate_now(evaluation, eval_rows) if evaluation and accelerator.is_main_process else {}
     final = save(metrics=metrics)
     accelerator.wait_for_everyone()
-    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval(), lrs)
+    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval(), lrs,
+                       accelerator.is_main_process)

@@ -37,6 +37,6 @@ rank = state.process_index
 save_file({name: p.detach().contiguous() for name, p in result.model.named_parameters() if p.requires_grad},
           dump / f"rank{rank}.safetensors")
 report = {"calls": calls, "history": result.history, "lrs": result.lrs, "steps": result.steps,
-          "metrics": bool(result.metrics), "processes": state.num_processes,
+          "metrics": bool(result.metrics), "main": result.main_process, "processes": state.num_processes,
           "distributed_type": str(state.distributed_type)}
 (dump / f"rank{rank}.json").write_text(json.dumps(report))

@@ -48,6 +48,7 @@ def test_only_the_main_process_saves_and_evaluates(two_processes):
     assert ranks[0]["calls"]["save"] == 3 and ranks[0]["calls"]["evaluate"] == 3  # steps 2 and 4, and the end
     assert ranks[1]["calls"] == {"save": 0, "evaluate": 0}
     assert ranks[0]["metrics"] and not ranks[1]["metrics"]
+    assert [r["main"] for r in ranks] == [True, False]  # the command line prints the main process's report only
     assert (root / "run" / "checkpoint" / "modaverse.json").exists()
 
 
