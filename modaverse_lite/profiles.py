@@ -134,8 +134,8 @@ HUBSHAPE = GPU.with_(
     ),
     device="cpu",
     dtype="float32",
-    train=replace(GPU.train, steps=8, batch_size=4, warmup_steps=2, eval_every=4),  # grad_accum 2, lr as on gpu
-    dataset_records=240,
+    train=replace(GPU.train, steps=6, batch_size=4, warmup_steps=2, eval_every=3),  # grad_accum 2, lr as on gpu
+    dataset_records=120,
     generator_steps=2,
     generator_kwargs={  # the gpu profile's settings, shrunk for a CPU: fewer steps, tiny images, short clips
         "text_to_image": {"num_inference_steps": 1, "guidance_scale": 0.0, "height": 64, "width": 64},

@@ -128,7 +128,7 @@ def test_the_schedule_warms_up_decays_and_resumes(hub_runs):
     t = HUB.train
     assert straight.steps == t.steps and straight.lrs == pytest.approx(_cosine(t.lr, t.warmup_steps, t.steps))
     assert straight.lrs[t.warmup_steps] == pytest.approx(t.lr)  # warm-up ends at the peak
-    assert straight.lrs[-1] < 0.1 * t.lr  # and the run ends near 0
+    assert straight.lrs[-1] < 0.15 * t.lr  # the last of 6 steps runs at 0.146 of the peak; the run ends at 0
     assert resumed.lrs == pytest.approx(straight.lrs[t.eval_every:], rel=1e-6)
     assert [loss for _, loss in resumed.history] == pytest.approx([loss for _, loss in straight.history], rel=1e-4)
     assert all(math.isfinite(loss) for _, loss in straight.history)
