@@ -61,6 +61,8 @@ def cmd_train(args) -> int:
                                       steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                       resume=not args.fresh, progress=not args.json)
     result = align_train(config)
+    if not result.main_process:  # torchrun / accelerate launch: the main process reports for the run
+        return 0
     summary = {"checkpoint": str(result.checkpoint), "steps": result.steps, "train_seconds": result.seconds,
                "final_loss": result.history[-1][1] if result.history else None, **result.metrics}
     if args.json:

@@ -177,7 +177,9 @@ def _flops(model, step_examples: list[list], features: dict, ours_seconds: float
 def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: int | None = None, seed: int = 0,
                 data_dir: str | None = None, rounds: int = 3) -> dict:
     """Samples/s of our loop, the naive loop and the per-step-encoding loop, their ratios, where each loop's
-    time goes, the one-off encoding time, our step's FLOP/s against the machine's matmul FLOP/s, peak memory."""
+    time goes (per sample and per optimizer step), the one-off encoding time, our step's FLOP/s against the
+    machine's matmul FLOP/s, peak memory (RSS on a CPU, allocated CUDA memory on a GPU). Any profile:
+    ``bench_align("hubshape")`` times the gpu profile's shapes on a CPU."""
     p = get_profile(profile)
     batch_size = batch_size or p.train.batch_size
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
@@ -219,6 +221,8 @@ def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: in
                               for loop, stages in seconds.items()},
             **_flops(model, [[examples[position[id(r)]] for r in batch] for batch in batches], features,
                      sum(seconds["ours"].values()), rounds, accelerator),
+            "ms_per_step": {loop: round(1000 * sum(stages.values()) / (rounds * len(batches)), 1)
+                            for loop, stages in seconds.items()},  # one optimizer step of batch_size samples
             "peak_memory_mb": round(_peak_memory_mb(), 1),
             "device": accelerator.device.type, "mixed_precision": accelerator.mixed_precision,
             "threads": torch.get_num_threads()}

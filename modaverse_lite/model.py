@@ -38,6 +38,7 @@ _MEDIA_MARK = "\ue000"  # where the media go in a chat template's text (a privat
 CHECKPOINT = "checkpoint"  # the checkpoint folder inside a run folder
 INFO_FILE = "modaverse.json"  # the model's configuration and the run's settings and history
 SLOT = -1  # in ``ModelInputs.token_ids``: a position filled by a projected media embedding
+EMBEDDING_MULTIPLE = 64  # an embedding table that must grow grows to a multiple of this (GPU-friendly shapes)
 #: Plain greedy decoding, whatever the LLM's own ``generation_config`` says (an instruct model's sampling settings
 #: and repetition penalty would otherwise apply: a meta-response repeats its caption words on purpose).
 GREEDY = dict(do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0, temperature=1.0,
@@ -155,7 +156,7 @@ class ModaVerseLite(nn.Module):
         super().__init__()
         if add_tokens:  # a fresh model: add <Media>, </Media> and grow the embedding table
             tokenizer.add_special_tokens({"additional_special_tokens": [MEDIA_START, MEDIA_END]})
-            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            fit_embeddings(llm, len(tokenizer))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.config, self.tokenizer = config, tokenizer
@@ -243,6 +244,12 @@ class ModaVerseLite(nn.Module):
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return ModelInputs(embeds, mask, positions, labels, ids)
 
+    def forward(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss (``loss``). Training calls it through the module ``accelerate`` prepared: wrapped in
+        DistributedDataParallel, a call of the wrapper (not of ``loss`` itself) is what averages the gradients of
+        several processes in backward."""
+        return self.loss(examples, features)
+
     def loss(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token loss over the target meta-responses of a batch.
 
@@ -324,7 +331,7 @@ class ModaVerseLite(nn.Module):
                                   ) from err
         tokenizer = _load_tokenizer(ckpt, AutoTokenizer)
         try:
-            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            fit_embeddings(llm, len(tokenizer))
             model = cls(config, llm, tokenizer, add_tokens=False)
         except (ValueError, RuntimeError) as err:  # e.g. peft: a target module the LLM does not have
             raise CheckpointError(f"{ckpt}: the model in {INFO_FILE} cannot be built on {llm_path} ({err}); "
@@ -336,6 +343,22 @@ class ModaVerseLite(nn.Module):
             raise CheckpointError(f"{ckpt}: projections.safetensors does not fit the model in {INFO_FILE} ({err}); "
                                   "the checkpoint is damaged: train it again") from err
         return model.eval()
+
+
+def fit_embeddings(llm, n_tokens: int) -> None:
+    """Make room for ``n_tokens`` ids in the LLM's (tied) embedding table, never shrinking it.
+
+    A hub LLM's table is often larger than its tokenizer: Qwen 2.5 has 151,936 rows for 151,665 tokens, so its two
+    new media tokens fit in rows it already has, and the table keeps its shape. A table that must grow grows to a
+    multiple of ``EMBEDDING_MULTIPLE``; the rows it gains are drawn from a fixed seed, so the model built for
+    training and the one ``from_pretrained`` rebuilds have the same rows (the trained media rows are then loaded
+    over theirs).
+    """
+    if n_tokens <= llm.get_input_embeddings().weight.shape[0]:
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        llm.resize_token_embeddings(n_tokens, pad_to_multiple_of=EMBEDDING_MULTIPLE, mean_resizing=False)
 
 
 def read_tensors(file: Path) -> dict[str, torch.Tensor]:

@@ -3,6 +3,8 @@
 * ``tiny`` — real transformers / diffusers classes with tiny configs, built on this machine by ``zoo.py`` and loaded
   from a local folder by the very ``from_pretrained(path)`` calls that load the real checkpoints. CPU, minutes.
 * ``gpu`` — real hub checkpoints for a Colab T4 (16 GB). A teacher swaps a model by editing one line below.
+* ``hubshape`` — the gpu profile's settings and code path on a CPU, with hub-shaped checkpoints: each gpu model's
+  real config, processor, tokenizer and layout, random weights and fewer layers (``zoo/hubshape.py``). For tests.
 * ``auto`` — ``gpu`` where CUDA is available, else ``tiny``.
 
 A checkpoint is a hub id (``"openai/clip-vit-base-patch32"``), a local folder in hub layout, or ``"zoo:NAME"``: the
@@ -120,7 +122,29 @@ GPU = Profile(
     },
 )
 
-PROFILES = {"tiny": TINY, "gpu": GPU}
+HUBSHAPE = GPU.with_(
+    name="hubshape",
+    checkpoints=Checkpoints(
+        image_encoder="zoo:hub-clip",  # openai/clip-vit-base-patch32's shape
+        audio_encoder="zoo:hub-clap",  # laion/clap-htsat-unfused
+        llm="zoo:hub-qwen",  # Qwen/Qwen2.5-0.5B-Instruct
+        text_to_image="zoo:hub-sd-turbo",  # stabilityai/sd-turbo
+        text_to_audio="zoo:hub-audioldm2",  # cvssp/audioldm2
+        text_to_video="zoo:hub-text2video",  # ali-vilab/text-to-video-ms-1.7b
+    ),
+    device="cpu",
+    dtype="float32",
+    train=replace(GPU.train, steps=6, batch_size=4, warmup_steps=2, eval_every=3),  # grad_accum 2, lr as on gpu
+    dataset_records=120,
+    generator_steps=2,
+    generator_kwargs={  # the gpu profile's settings, shrunk for a CPU: fewer steps, tiny images, short clips
+        "text_to_image": {"num_inference_steps": 1, "guidance_scale": 0.0, "height": 64, "width": 64},
+        "text_to_audio": {"num_inference_steps": 2, "audio_length_in_s": 1.0, "negative_prompt": "Low quality."},
+        "text_to_video": {"num_inference_steps": 2, "num_frames": 4, "height": 64, "width": 64},
+    },
+)
+
+PROFILES = {"tiny": TINY, "gpu": GPU, "hubshape": HUBSHAPE}
 
 
 def cuda_available() -> bool:
@@ -130,7 +154,7 @@ def cuda_available() -> bool:
 
 
 def get_profile(name: str | Profile = "auto") -> Profile:
-    """``"tiny"``, ``"gpu"`` or ``"auto"`` (gpu where CUDA is available, else tiny)."""
+    """``"tiny"``, ``"gpu"``, ``"hubshape"`` or ``"auto"`` (gpu where CUDA is available, else tiny)."""
     if isinstance(name, Profile):
         return name
     if name == "auto":

@@ -2,8 +2,10 @@
 
 One loop, no pretraining stages, no output projection: the projections, the LoRA adapters and the new-token rows
 learn together to answer each instruction with its target meta-response. The loop is plain PyTorch driven by
-🤗 accelerate, so it runs unchanged on a CPU, one GPU (with bf16/fp16 autocast) or, with ``accelerate launch``,
-on several GPUs.
+🤗 accelerate, so it runs unchanged on a CPU, one GPU (with bf16/fp16 autocast) or several processes
+(``torchrun`` / ``accelerate launch``; README): each process takes its own batches, the loss runs through the
+prepared module's ``forward`` so DistributedDataParallel averages the gradients, and only the main process
+evaluates and writes checkpoints. ``steps`` counts optimizer steps whatever the number of processes.
 
 What makes it cheap: the encoders are frozen, so every medium is encoded once (``encode.record_features`` caches
 the features on disk) and every instruction is tokenised once; a step only gathers rows and runs the LLM. AdamW
@@ -18,12 +20,14 @@ folder: ``align_train`` holds the folder's lock (``files.locked``) until it retu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -35,6 +39,9 @@ from .evaluate import answer, summarise
 from .model import CHECKPOINT, INFO_FILE, ModaVerseLite, build_model, checkpoint_info, find_checkpoint, read_tensors
 from .profiles import Profile, TrainSettings, get_profile
 from .records import read_records
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 EVAL_SPLITS = ("val", "unseen", "phrasing")
 MAX_SKIPPED_STEPS = 20  # optimizer steps in a row the fp16 gradient scaler may skip before the run stops
@@ -91,6 +98,7 @@ class TrainResult:
     steps: int = 0
     model: ModaVerseLite | None = field(default=None, repr=False)  # the trained model, in memory
     lrs: list[float] = field(default_factory=list)  # the learning rate of each optimizer step this call took
+    main_process: bool = True  # False in the other processes of a several-process run (no metrics, no checkpoint)
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -245,19 +253,28 @@ def align_train(config: TrainConfig) -> TrainResult:
     """Train projections + LoRA + new-token rows on an instruction dataset; returns history, metrics, checkpoint.
 
     The run holds its folder's lock from start to end: another process training into the same folder is refused
-    at once (``BusyError``) instead of saving over this run's checkpoints.
+    at once (``BusyError``) instead of saving over this run's checkpoints. Launched as several processes, the
+    main one holds it (the others never write there).
     """
-    with files.locked(config.out_dir, wait=0, what="run folder"):
-        for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never swapped
-            shutil.rmtree(stale, ignore_errors=True)  # in (no live writer: we hold the lock)
-        return _align_train(config)
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    # unused_parameters: a batch without video leaves the video projection without a gradient on that process
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
+                              gradient_accumulation_steps=config.grad_accum,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    lock = (files.locked(config.out_dir, wait=0, what="run folder") if accelerator.is_main_process
+            else contextlib.nullcontext())
+    with lock:
+        if accelerator.is_main_process:
+            for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never
+                shutil.rmtree(stale, ignore_errors=True)  # swapped in (no live writer: we hold the lock)
+        return _align_train(config, accelerator)
 
 
-def _align_train(config: TrainConfig) -> TrainResult:
-    from accelerate import Accelerator
+def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
     from transformers import get_cosine_schedule_with_warmup
 
-    p, steps, grad_accum = config.profile, config.steps, config.grad_accum
+    p, steps, grad_accum, n = config.profile, config.steps, config.grad_accum, accelerator.num_processes
     data_dir = Path(config.data_dir)
     records = read_records(data_dir)
     train = [r for r in records if r.split == "train"]
@@ -265,31 +282,31 @@ def _align_train(config: TrainConfig) -> TrainResult:
         raise DatasetError(f"{data_dir}: no records in the 'train' split")
     evaluation = _eval_set(records, config.eval_items, config.seed)
     periodic = _eval_set(records, max(1, config.eval_items // 3), config.seed)
-    features, rows = record_features(train + evaluation, data_dir, p, progress=config.progress)
+    with accelerator.main_process_first():  # the main process encodes and caches; the others read its cache
+        features, rows = record_features(train + evaluation, data_dir, p, progress=config.progress)
     eval_rows = rows[len(train):]
     periodic_rows = [eval_rows[evaluation.index(r)] for r in periodic]
 
     model, optimizer, start, history, evals = _start(config, data_dir)
     train_examples = model.examples(train, rows[:len(train)])
 
-    accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
-                              gradient_accumulation_steps=grad_accum)
     trainable = [q for group in optimizer.param_groups for q in group["params"]]
     for group in optimizer.param_groups:  # the schedule starts from here when resuming (a fresh run sets it itself)
         group.setdefault("initial_lr", config.lr)
     # the schedule counts optimizer steps: accelerate steps it once per optimizer step (not per micro-batch), and
     # once per process when several processes each take a batch
-    n = accelerator.num_processes
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps * n, steps * n,
                                                 last_epoch=start * n - 1)
     info = {"profile": p.name, "image_encoder": zoo.checkpoint(p, "image_encoder"),
             "audio_encoder": zoo.checkpoint(p, "audio_encoder"), "seed": config.seed, "steps": steps,
             "batch_size": config.batch_size, "lr": config.lr, "data_dir": str(data_dir)}
 
+    # micro-batch k of the run is StepBatches' batch k; prepare() deals them out in turn, one to each process, so
+    # n processes with batch b see the batches one process with batch b and n times the accumulation would
     loader = torch.utils.data.DataLoader(range(len(train_examples)), collate_fn=lambda idx: idx,
                                          batch_sampler=StepBatches(len(train_examples), config.batch_size,
-                                                                   config.seed, start * grad_accum,
-                                                                   steps * grad_accum))
+                                                                   config.seed, start * grad_accum * n,
+                                                                   steps * grad_accum * n))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     unwrapped = accelerator.unwrap_model(model)
     features = {m: f.to(accelerator.device) for m, f in features.items()}
@@ -308,14 +325,18 @@ def _align_train(config: TrainConfig) -> TrainResult:
 
     began, step, running, lrs, skipped = time.perf_counter(), start, [], [], 0
     seconds = 0.0
-    bar = tqdm(total=steps, initial=start, desc="align-train", disable=not config.progress)
+    bar = tqdm(total=steps, initial=start, desc="align-train", disable=not (config.progress and
+                                                                           accelerator.is_main_process))
     model.train()
     for micro, idx in enumerate(loader):
-        torch.manual_seed(config.seed * 100_003 + start * grad_accum + micro)  # dropout, by step: resumable
+        batch = (start * grad_accum + micro) * n + accelerator.process_index  # which StepBatches batch this is
+        torch.manual_seed(config.seed * 100_003 + batch)  # dropout, by batch: resumable
         with accelerator.accumulate(model):
-            with accelerator.autocast():  # bf16/fp16 on a GPU (`loss` is not `forward`, so not wrapped by prepare)
-                loss = unwrapped.loss([train_examples[i] for i in idx], features)
-            running.append(_finite(loss.item(), step + 1, accelerator.mixed_precision, config.out_dir))
+            # the prepared module's forward (ModaVerseLite.forward is the loss): under DDP its backward averages
+            # the gradients of all processes; with mixed precision prepare() runs it under autocast
+            loss = model([train_examples[i] for i in idx], features)
+            mean = accelerator.reduce(loss.detach(), "mean")  # the loss over every process's batch
+            running.append(_finite(mean.item(), step + 1, accelerator.mixed_precision, config.out_dir))
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -338,13 +359,17 @@ def _align_train(config: TrainConfig) -> TrainResult:
         bar.set_postfix(loss=f"{history[-1][1]:.3f}")
         if step % config.eval_every == 0 or step == steps:
             seconds += time.perf_counter() - began
-            s = evaluate_now(periodic, periodic_rows)["overall"]
-            evals.append({"step": step, "routing": s["routing"], "exact": s["exact"]})
-            save()
+            if accelerator.is_main_process:
+                s = evaluate_now(periodic, periodic_rows)["overall"]
+                evals.append({"step": step, "routing": s["routing"], "exact": s["exact"]})
+                save()
+            accelerator.wait_for_everyone()
             model.train()
             began = time.perf_counter()
     bar.close()
     seconds += time.perf_counter() - began
-    metrics = evaluate_now(evaluation, eval_rows) if evaluation else {}
+    metrics = evaluate_now(evaluation, eval_rows) if evaluation and accelerator.is_main_process else {}
     final = save(metrics=metrics)
-    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval(), lrs)
+    accelerator.wait_for_everyone()
+    return TrainResult(final, history, evals, metrics, round(seconds, 2), step, unwrapped.eval(), lrs,
+                       accelerator.is_main_process)

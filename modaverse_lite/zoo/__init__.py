@@ -5,7 +5,10 @@ real transformers and diffusers classes and tiny configs:
 
 * ``clip``, ``clap``, ``llm`` — encoders and a causal LM pretrained here on the synthetic world (``pretrain.py``);
 * ``sd``, ``audioldm2``, ``text2video`` — diffusers pipelines with untrained tiny parts (``diffusers.py``);
-* the world's corpora and one tokenizer trainer for all of them (``text.py``).
+* the world's corpora and one tokenizer trainer for all of them (``text.py``);
+* ``hub-qwen``, ``hub-clip``, ``hub-clap``, ``hub-sd-turbo``, ``hub-audioldm2``, ``hub-text2video`` — the gpu
+  profile's checkpoints with their real hub configs and layouts, random weights and fewer layers, for the
+  ``hubshape`` test profile (``hubshape.py``; built only when that profile asks for them).
 
 Each entry is saved into ``<cache>/zoo/<name>-<recipe hash>/`` and loaded back with the same
 ``from_pretrained(path)`` calls that load hub checkpoints; a profile names one as ``"zoo:NAME"`` and
@@ -25,14 +28,15 @@ from tqdm.auto import tqdm
 from .. import files, world
 from ..errors import CheckpointError
 from ..profiles import Profile, get_profile
-from . import diffusers, pretrain, text
+from . import diffusers, hubshape, pretrain, text
 from .pretrain import pooled
 
-__all__ = ["ENTRIES", "RECIPE_VERSION", "build_all", "checkpoint", "describe", "ensure", "path", "pooled",
-           "recipe_hash"]
+__all__ = ["ENTRIES", "HUBSHAPE_ENTRIES", "RECIPE_VERSION", "build_all", "checkpoint", "describe", "ensure", "path",
+           "pooled", "recipe_hash"]
 
 RECIPE_VERSION = 1
-ENTRIES = ("clip", "clap", "llm", "sd", "audioldm2", "text2video")
+ENTRIES = ("clip", "clap", "llm", "sd", "audioldm2", "text2video")  # the tiny profile's (``build_all``)
+HUBSHAPE_ENTRIES = hubshape.ENTRIES  # the hubshape profile's, built on first use
 
 _BUILDERS = {"clip": pretrain.build_clip, "clap": pretrain.build_clap, "llm": pretrain.build_llm}  # (out, recipe)
 _PIPELINES = {"sd": diffusers.build_text_to_image, "audioldm2": diffusers.build_text_to_audio,  # (out, seed)
@@ -41,21 +45,28 @@ _PIPELINES = {"sd": diffusers.build_text_to_image, "audioldm2": diffusers.build_
 
 def recipe_hash(name: str) -> str:
     """Names everything that decides an entry's weights: its recipe, its corpus, and the code that builds it
-    (text.py, pretrain.py and world.py; diffusers.py too for the pipelines)."""
+    (text.py, pretrain.py and world.py; diffusers.py too for the pipelines; hubshape.py for the hub-shaped ones)."""
     code = inspect.getsource(text) + inspect.getsource(pretrain) + inspect.getsource(world)
     if name not in pretrain.RECIPES:
         code += inspect.getsource(diffusers)
-    lines = text.world_corpus() if name == "llm" else text.caption_corpus()  # the text this entry learns from
+    if name in hubshape.RECIPE:
+        code += inspect.getsource(hubshape)
+    # the text this entry learns from: the LLMs (tiny and hub-shaped) read the world corpus, the others captions
+    lines = text.world_corpus() if name == "llm" or name in hubshape.RECIPE else text.caption_corpus()
     corpus = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
-    recipe = {"version": RECIPE_VERSION, "name": name, "recipe": pretrain.RECIPES.get(name, {}), "corpus": corpus,
+    recipe = {"version": RECIPE_VERSION, "name": name, "recipe": _recipe(name), "corpus": corpus,
               "code": hashlib.sha256(code.encode()).hexdigest()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _recipe(name: str) -> dict:
+    return pretrain.RECIPES.get(name) or hubshape.RECIPE.get(name, {})
+
+
 def path(name: str) -> Path:
     """The folder of zoo entry ``name`` for the current recipe (it may not be built yet)."""
-    if name not in ENTRIES:
-        raise CheckpointError(f"unknown zoo entry {name!r}; expected one of {ENTRIES}")
+    if name not in ENTRIES + HUBSHAPE_ENTRIES:
+        raise CheckpointError(f"unknown zoo entry {name!r}; expected one of {ENTRIES + HUBSHAPE_ENTRIES}")
     return files.cache_dir() / "zoo" / f"{name}-{recipe_hash(name)}"
 
 
@@ -75,10 +86,11 @@ def ensure(name: str, force: bool = False) -> Path:
         with files.atomic_dir(target) as tmp:
             if name in _BUILDERS:
                 _BUILDERS[name](tmp, pretrain.RECIPES[name])
+            elif name in hubshape.BUILDERS:
+                hubshape.BUILDERS[name](tmp, hubshape.RECIPE[name])
             else:
                 _PIPELINES[name](tmp, seed=0)
-            (tmp / "DONE").write_text(json.dumps({"recipe": pretrain.RECIPES.get(name, {}),
-                                                  "hash": recipe_hash(name)}))
+            (tmp / "DONE").write_text(json.dumps({"recipe": _recipe(name), "hash": recipe_hash(name)}))
     return target
 
 
