@@ -121,14 +121,15 @@ def render(m: dict) -> str:
     """The README's measured table (markdown) for a ``measure`` result."""
     mach, seeds = m["machine"], m["seeds"]
     summary, runs = seeds["summary"], seeds["runs"]
-    versions = ", ".join(f"{k} {v}" for k, v in mach["versions"].items())
+    # the order of docs/measured.json (sorted keys), so the table rendered from the file is the table written
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
     per_seed = lambda key: " / ".join(_fmt(r[key]) for r in runs)  # noqa: E731
     met = seeds["targets_met"]
     rows = [
         ("building the tiny zoo from scratch / from the cache", "`python -m modaverse_lite zoo`",
          f"{_fmt(m['zoo']['scratch_s'])} s / {_fmt(m['zoo']['cached_s'])} s" if "zoo" in m else "not measured"),
         ("linear-probe accuracy of the frozen features (fresh media, unseen combinations included)",
-         "`probe --profile tiny --json`", ", ".join(f"{k} {_fmt(v)}" for k, v in m["probe"].items())),
+         "`probe --profile tiny --json`", ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(m["probe"].items()))),
         (f"building the default dataset ({m['dataset']['records']:,} records + media), then `data check`",
          "`data build --profile tiny --out DIR`", f"{_fmt(m['dataset']['seconds'])} s; "
                                                   f"{m['dataset']['problems']} problems"),
@@ -147,7 +148,7 @@ def render(m: dict) -> str:
     trip = m["roundtrip"]
     rows.append(("round trip of seed 0: LLM → meta-response → renderer → frozen encoder agrees (test split; unseen "
                  "combinations)", "`eval roundtrip --checkpoint DIR --json`",
-                 ", ".join(f"{k} {_fmt(v['test'])} ({_fmt(v['unseen'])})" for k, v in trip.items())))
+                 ", ".join(f"{k} {_fmt(v['test'])} ({_fmt(v['unseen'])})" for k, v in sorted(trip.items()))))
     a = m["align"]
     align = (f"ours {_fmt(a['ours_samples_per_s'])} vs paper-style {_fmt(a['naive_samples_per_s'])} samples/s "
              f"(ratio {_fmt(a['ratio'])}; caching alone {_fmt(a['ratio_caching_alone'])}); our step "
