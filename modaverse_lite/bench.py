@@ -42,7 +42,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import meta
+from . import meta, zoo
 from .dataset import default_dataset
 from .dispatch import Registry
 from .encode import load_encoder, record_features
@@ -176,11 +176,19 @@ def _flops(model, step_examples: list[list], features: dict, ours_seconds: float
 
 def bench_align(profile: str | Profile = "tiny", steps: int = 20, batch_size: int | None = None, seed: int = 0,
                 data_dir: str | None = None, rounds: int = 3) -> dict:
+    """``_bench_align`` with the CPU threads training uses (``profiles.TrainSettings.threads``)."""
+    p = get_profile(profile)
+    with zoo.fixed_threads(p.train.threads if p.device == "cpu" else 0):
+        return _bench_align(p, steps, batch_size, seed, data_dir, rounds)
+
+
+def _bench_align(profile: Profile, steps: int, batch_size: int | None, seed: int, data_dir: str | None,
+                 rounds: int) -> dict:
     """Samples/s of our loop, the naive loop and the per-step-encoding loop, their ratios, where each loop's
     time goes (per sample and per optimizer step), the one-off encoding time, our step's FLOP/s against the
     machine's matmul FLOP/s, peak memory (RSS on a CPU, allocated CUDA memory on a GPU). Any profile:
     ``bench_align("hubshape")`` times the gpu profile's shapes on a CPU."""
-    p = get_profile(profile)
+    p = profile
     batch_size = batch_size or p.train.batch_size
     root = Path(data_dir) if data_dir else default_dataset(p, seed)
     train = [r for r in read_records(root) if r.split == "train"][: steps * batch_size]
@@ -253,8 +261,9 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
                 "phrasing_routing", "phrasing_exact", "train_seconds"):
         values = [r[key] for r in runs]
         summary[key] = {"mean": round(sum(values) / len(values), 4), "min": min(values), "max": max(values)}
-    return {"profile": p.name, "seeds": list(seeds), "runs": runs, "summary": summary,
-            "threads": torch.get_num_threads()}
+    with zoo.fixed_threads(p.train.threads):
+        threads = torch.get_num_threads()  # what training used
+    return {"profile": p.name, "seeds": list(seeds), "runs": runs, "summary": summary, "threads": threads}
 
 
 # ---- dispatch overhead ----

@@ -163,15 +163,18 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
     Returns ``[N, D]``, or ``[N, T, D]`` for video.
     """
     items = list(items)
-    encoder = load_encoder(modality, profile)
+    p = get_profile(profile)
+    encoder = load_encoder(modality, p)
     store = FeatureCache(encoder.key) if cache else None
     keys = [content_hash(item) for item in items]
     todo = [i for i, k in enumerate(keys) if store is None or k not in store.features]
     fresh: dict[str, torch.Tensor] = {}
-    for start in tqdm(range(0, len(todo), batch_size), desc=f"encode {modality}", disable=not progress or not todo):
-        chunk = todo[start:start + batch_size]
-        vectors = encoder.embed([encoder.load(items[i], source_rate) for i in chunk])
-        fresh.update({keys[i]: v for i, v in zip(chunk, vectors)})
+    with zoo.fixed_threads(p.train.threads if p.device == "cpu" else 0):  # the same features on any machine
+        for start in tqdm(range(0, len(todo), batch_size), desc=f"encode {modality}",
+                          disable=not progress or not todo):
+            chunk = todo[start:start + batch_size]
+            vectors = encoder.embed([encoder.load(items[i], source_rate) for i in chunk])
+            fresh.update({keys[i]: v for i, v in zip(chunk, vectors)})
     if store is not None and fresh:
         store.features.update(fresh)
         store.dirty = True

@@ -49,7 +49,9 @@ def machine() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip() or None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+    with zoo.fixed_threads(get_profile("tiny").train.threads):
+        threads = torch.get_num_threads()  # what the tiny profile's zoo, encoders and training use
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": threads, "gpu": gpu,
             "python": platform.python_version(), "date": datetime.date.today().isoformat(), "commit": commit,
             "versions": {name: importlib.metadata.version(name) for name in LIBRARIES}}
 

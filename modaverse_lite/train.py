@@ -66,6 +66,7 @@ class TrainConfig:
     grad_accum: int = _DEFAULTS.grad_accum
     eval_every: int = _DEFAULTS.eval_every
     max_new_tokens: int = _DEFAULTS.max_new_tokens
+    threads: int = _DEFAULTS.threads  # CPU threads (0: torch's default; profiles.TrainSettings)
     eval_items: int = 600  # items per split scored in the final evaluation (periodic ones use a third)
     resume: bool = True
     mixed_precision: str = "auto"  # "auto": bf16 where supported on GPU, else fp16 on GPU, none on CPU
@@ -264,7 +265,7 @@ def align_train(config: TrainConfig) -> TrainResult:
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     lock = (files.locked(config.out_dir, wait=0, what="run folder") if accelerator.is_main_process
             else contextlib.nullcontext())
-    with lock:
+    with lock, zoo.fixed_threads(config.threads if accelerator.device.type == "cpu" else 0):
         if accelerator.is_main_process:
             for stale in Path(config.out_dir).glob(f".{CHECKPOINT}.*.tmp"):  # a checkpoint a killed run never
                 shutil.rmtree(stale, ignore_errors=True)  # swapped in (no live writer: we hold the lock)

@@ -42,3 +42,19 @@ def test_generators_get_their_own_settings_without_loading_anything():
     video = _diffusers_for(gpu, "video")
     assert video.steps == 25 and video.call_kwargs["num_frames"] == 16
     assert _diffusers_for(profiles.TINY.with_(checkpoints=profiles.TINY.checkpoints), "audio").steps == 2
+
+
+def test_fixed_threads_sets_and_restores_the_thread_count(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with zoo.fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with zoo.fixed_threads(0):  # 0: torch's own choice
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))  # the user's explicit setting wins
+    with zoo.fixed_threads(before + 1):
+        assert torch.get_num_threads() == before
+    assert profiles.get_profile("tiny").train.threads == 2  # the figures of the README's table were measured so

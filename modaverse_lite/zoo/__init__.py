@@ -18,10 +18,14 @@ builds it changes. The cache is ``files.cache_dir()`` (``$MODAVERSE_CACHE``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
+import os
 from pathlib import Path
+
+import torch
 
 from tqdm.auto import tqdm
 
@@ -32,9 +36,10 @@ from . import diffusers, hubshape, pretrain, text
 from .pretrain import pooled
 
 __all__ = ["ENTRIES", "HUBSHAPE_ENTRIES", "RECIPE_VERSION", "build_all", "checkpoint", "describe", "ensure", "path",
-           "pooled", "recipe_hash"]
+           "fixed_threads", "pooled", "recipe_hash"]
 
 RECIPE_VERSION = 1
+BUILD_THREADS = 2  # every entry is built with this many CPU threads, on any machine (see ``fixed_threads``)
 ENTRIES = ("clip", "clap", "llm", "sd", "audioldm2", "text2video")  # the tiny profile's (``build_all``)
 HUBSHAPE_ENTRIES = hubshape.ENTRIES  # the hubshape profile's, built on first use
 
@@ -83,7 +88,7 @@ def ensure(name: str, force: bool = False) -> Path:
     with files.locked(_lock_folder(target), wait=-1, what=f"zoo entry {name!r}"):
         if (target / "DONE").exists() and not force:  # built by the process we waited for
             return target
-        with files.atomic_dir(target) as tmp:
+        with files.atomic_dir(target) as tmp, fixed_threads(BUILD_THREADS):
             if name in _BUILDERS:
                 _BUILDERS[name](tmp, pretrain.RECIPES[name])
             elif name in hubshape.BUILDERS:
@@ -92,6 +97,24 @@ def ensure(name: str, force: bool = False) -> Path:
                 _PIPELINES[name](tmp, seed=0)
             (tmp / "DONE").write_text(json.dumps({"recipe": _recipe(name), "hash": recipe_hash(name)}))
     return target
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int):
+    """Run the block with ``n`` CPU threads (0: leave torch's choice), then restore the count.
+
+    A float sum split over 2 threads rounds differently from one split over 8, and a few minutes of training
+    amplify that into different scores: the tiny profile's figures move with the machine's core count unless the
+    count is fixed. ``$OMP_NUM_THREADS``, when set, is the user's explicit choice and wins (``torchrun`` sets it
+    to 1 for each of several processes).
+    """
+    before = torch.get_num_threads()
+    if n and not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _lock_folder(target: Path) -> Path:
