@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..encode import load_encoder
+
 
 class ToolLearning(nn.Module):
     """A caption bank per modality (buffers, not parameters) and the LLM's embedding lookup. Reads pooled features.
@@ -48,8 +50,6 @@ class ToolLearning(nn.Module):
     def prepare(self, records, profile) -> None:
         """Build the caption banks from training ``records``: every distinct caption of an input medium, by
         modality, embedded by that modality's frozen text tower (``encode.Encoder.embed_text``)."""
-        from ..encode import load_encoder
-
         if self.tokenizer is None:
             raise ValueError("tool learning needs the LLM's tokenizer (tokenizer=...) to write captions as tokens")
         for m in self.dims:
