@@ -153,7 +153,8 @@ class Assistant:
             raise MediaError(f"unknown medium {modality!r}; expected one of {MEDIA}")
         item, rate = _media_argument(modality, item)
         # cache=False: a user's file is read once; the dataset cache is for training sets
-        return encode([item], modality, self.profile, cache=False, source_rate=rate, progress=False)
+        return encode([item], modality, self.profile, cache=False, source_rate=rate, progress=False,
+                      kind=getattr(self.model.projections, "features", "pooled"))  # what the input side reads
 
     def meta_response(self, instruction: str, modality: str | None = None, features=None) -> str:
         """The LLM's raw answer to one instruction, with the features of its medium if it has one."""

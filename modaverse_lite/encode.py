@@ -8,6 +8,18 @@ item's content and the encoder. Training then reads embeddings, never media.
 * video → one vector per sampled frame, in order ``[T, D]`` (the projection decides how many LLM tokens a clip
   becomes; averaging frames here would erase the direction of motion).
 
+**Token sequences**, for an aligner that reads them (``kind="tokens"``: the perceiver, the universal projection;
+an input side says which it wants in its ``features`` attribute). Each token is a last-layer token of the encoder
+put through the encoder's own projection head (``visual_projection`` / ``audio_projection``), so a token lives in
+the same space and has the same width ``D`` as the pooled embedding; each is L2-normalised. Token 0 is the pooled
+embedding itself; the patch tokens after it are average-pooled to a small grid, so 12,000 items fit in RAM:
+
+* image → ``[1 + 4·4, D]``: the pooled embedding, then the patch grid pooled to 4 × 4 (the tiny CLIP has 8 × 8);
+* video → ``[frames · (1 + 2·2), D]``: each frame's pooled embedding and its patches pooled to 2 × 2, frame by frame;
+* audio → ``[1 + 16, D]``: the pooled embedding, then CLAP's last-layer patch tokens pooled to 16 in order.
+
+Token features are cached apart from the pooled ones (their own cache key) and, like them, computed once.
+
 ``record_features`` does this for a dataset's records: one table per modality and each record's row in it.
 """
 
@@ -31,6 +43,22 @@ from .profiles import Profile, get_profile
 from .zoo import pooled
 
 ROLE = {"image": "image_encoder", "video": "image_encoder", "audio": "audio_encoder"}
+KINDS = ("pooled", "tokens")  # what an aligner reads: one vector (a frame: one per frame), or token sequences
+TOKEN_GRID = {"image": 4, "video": 2}  # patch grids are average-pooled to GRID × GRID tokens
+AUDIO_TOKENS = 16  # CLAP's patch tokens, average-pooled to this many, in order
+
+
+def token_count(modality: str, frames: int = 8) -> int:
+    """How many tokens ``kind="tokens"`` gives one medium of ``modality`` (each of the encoder's width)."""
+    if modality == "audio":
+        return 1 + AUDIO_TOKENS
+    per_frame = 1 + TOKEN_GRID[modality] ** 2
+    return per_frame * frames if modality == "video" else per_frame
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
 
 
 @dataclass
@@ -77,6 +105,37 @@ class Encoder:
             out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
         out = F.normalize(pooled(out).float(), dim=-1).cpu()
         return out.reshape(len(arrays), self.frames, -1) if self.modality == "video" else out
+
+    def cache_key(self, kind: str = "pooled") -> str:
+        """The cache key of this encoder's features of ``kind`` (the pooled key is ``key``, as it always was)."""
+        _check_kind(kind)
+        if kind == "pooled":
+            return self.key
+        return f"{self.key}|tokens|grid={TOKEN_GRID}|audio={AUDIO_TOKENS}"
+
+    @torch.no_grad()
+    def embed_tokens(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """Loaded arrays → token sequences, each token L2-normalised (module docstring): ``[N, token_count, D]``."""
+        dtype = next(self.model.parameters()).dtype
+        if self.modality == "audio":
+            inputs = self.processor(arrays, sampling_rate=self.sample_rate, return_tensors="pt")
+            out = self.model.audio_model(input_features=inputs["input_features"].to(self.device, dtype))
+            patches = out.last_hidden_state.flatten(2)  # [N, C, f·t]: CLAP's last-layer patch tokens
+            patches = F.adaptive_avg_pool1d(patches, AUDIO_TOKENS).transpose(1, 2)  # [N, AUDIO_TOKENS, C]
+            tokens = self.model.audio_projection(torch.cat([out.pooler_output[:, None], patches], dim=1))
+        else:
+            images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
+            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+            vision = self.model.vision_model(pixel_values=pixels.to(self.device, dtype))
+            hidden = self.model.vision_model.post_layernorm(vision.last_hidden_state)  # what CLIP pools, per token
+            cls, patches = hidden[:, :1], hidden[:, 1:]
+            side = int(round(patches.shape[1] ** 0.5))
+            grid = TOKEN_GRID[self.modality]
+            patches = patches.transpose(1, 2).reshape(len(images), -1, side, side)
+            patches = F.adaptive_avg_pool2d(patches, grid).flatten(2).transpose(1, 2)  # [N, grid², W], row-major
+            tokens = self.model.visual_projection(torch.cat([cls, patches], dim=1))
+        tokens = F.normalize(tokens.float(), dim=-1).cpu()
+        return tokens.reshape(len(arrays), -1, tokens.shape[-1])  # a video's frames follow each other
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> torch.Tensor:
@@ -156,16 +215,18 @@ def content_hash(item) -> str:
 
 
 def encode(items, modality: str, profile: str | Profile = "auto", batch_size: int = 64, cache: bool = True,
-           source_rate: int | None = None, progress: bool = True) -> torch.Tensor:
+           source_rate: int | None = None, progress: bool = True, kind: str = "pooled") -> torch.Tensor:
     """Embed media (paths or arrays) with the profile's frozen encoder; cached items are not re-encoded.
 
     ``source_rate`` is the sample rate of audio given as arrays (world audio: ``world.SAMPLE_RATE``).
-    Returns ``[N, D]``, or ``[N, T, D]`` for video.
+    Returns ``[N, D]``, or ``[N, T, D]`` for video; with ``kind="tokens"``, ``[N, token_count(modality), D]``.
     """
+    _check_kind(kind)
     items = list(items)
     p = get_profile(profile)
     encoder = load_encoder(modality, p)
-    store = FeatureCache(encoder.key) if cache else None
+    embed = encoder.embed if kind == "pooled" else encoder.embed_tokens
+    store = FeatureCache(encoder.cache_key(kind)) if cache else None
     keys = [content_hash(item) for item in items]
     todo = [i for i, k in enumerate(keys) if store is None or k not in store.features]
     fresh: dict[str, torch.Tensor] = {}
@@ -173,7 +234,7 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
         for start in tqdm(range(0, len(todo), batch_size), desc=f"encode {modality}",
                           disable=not progress or not todo):
             chunk = todo[start:start + batch_size]
-            vectors = encoder.embed([encoder.load(items[i], source_rate) for i in chunk])
+            vectors = embed([encoder.load(items[i], source_rate) for i in chunk])
             fresh.update({keys[i]: v for i, v in zip(chunk, vectors)})
     if store is not None and fresh:
         store.features.update(fresh)
@@ -185,9 +246,12 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
     return torch.stack([fresh.get(k, table.get(k)) for k in keys])
 
 
-def record_features(records, root: str | os.PathLike, profile: str | Profile = "auto", progress: bool = True):
+def record_features(records, root: str | os.PathLike, profile: str | Profile = "auto", progress: bool = True,
+                    kind: str = "pooled"):
     """The features of the records' media, each medium encoded once (and cached), and each record's row:
-    ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record."""
+    ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record. ``kind``: pooled
+    embeddings or token sequences (``encode``), as the model's input side asks (``ModelConfig.feature_kind``)."""
+    _check_kind(kind)
     paths: dict[str, dict[str, tuple[int, Path]]] = {}  # modality -> media path -> (row, file)
     rows = []
     for r in records:
@@ -200,7 +264,7 @@ def record_features(records, root: str | os.PathLike, profile: str | Profile = "
         if r.media[m] not in table:
             table[r.media[m]] = (len(table), r.media_path(root, m))  # DatasetError if the path leaves root
         rows.append((m, table[r.media[m]][0]))
-    features = {m: encode([file for _, file in table.values()], m, profile, progress=progress)
+    features = {m: encode([file for _, file in table.values()], m, profile, progress=progress, kind=kind)
                 for m, table in paths.items()}
     return features, rows
 

@@ -106,7 +106,9 @@ def answer(model, records, root: str | os.PathLike | None = None, profile: str |
     answers. ``features``: the records' ``(tables, rows)`` from ``encode.record_features`` when the caller holds
     them already (training does), instead of ``root`` and ``profile``.
     """
-    tables, rows = features if features is not None else record_features(records, root, profile, progress=progress)
+    kind = getattr(model.projections, "features", "pooled")  # pooled embeddings or token sequences
+    tables, rows = features if features is not None else record_features(records, root, profile, progress=progress,
+                                                                         kind=kind)
     device = next(model.parameters()).device
     tables = {m: f.to(device) for m, f in tables.items()}
     examples = model.examples(records, rows, with_targets=False)

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import files, zoo
-from .aligners import ADAPTERS, INPUT_SIDES
+from .aligners import ADAPTERS, INPUT_SIDES, feature_kind
 from .encode import feature_dims
 from .errors import CheckpointError
 from .profiles import LoraSettings, Profile, get_profile
@@ -58,6 +58,11 @@ class ModelConfig:
     aligner: str = "linear"  # the input side, a key of aligners.INPUT_SIDES
     adapter: str = "lora"  # the LLM adapter, a key of aligners.ADAPTERS
     llm_reference: str = ""  # the profile's reference for ``llm`` ("zoo:llm"): rebuilt from it if ``llm`` is gone
+
+    @property
+    def feature_kind(self) -> str:
+        """What the input side reads: ``"pooled"`` embeddings or ``"tokens"`` (``encode.record_features(kind=)``)."""
+        return feature_kind(self.aligner)
 
     @classmethod
     def from_profile(cls, profile: str | Profile = "auto") -> ModelConfig:
@@ -163,9 +168,12 @@ class ModaVerseLite(nn.Module):
         self.media_ids = tokenizer.convert_tokens_to_ids([MEDIA_START, MEDIA_END])
         self.adapter = ADAPTERS[config.adapter]
         self.llm = self.adapter.apply(llm, config.lora, self.media_ids)
-        hidden = llm.get_input_embeddings().weight.shape[1]
+        table = llm.get_input_embeddings().weight
+        hidden = table.shape[1]
+        context = dict(tokenizer=tokenizer, embed_tokens=lambda ids: self.llm.get_input_embeddings()(ids),
+                       embedding_rms=table.detach().float().pow(2).mean().sqrt().item())
         self.projections = INPUT_SIDES[config.aligner](config.feature_dims, hidden, config.media_tokens,
-                                                       config.video_tokens, config.video_frames)
+                                                       config.video_tokens, config.video_frames, **context)
 
     @property
     def feature_dims(self) -> dict[str, int]:

@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import files, zoo
+from .aligners import feature_kind
 from .encode import record_features
 from .errors import CheckpointError, DatasetError, ProfileError, TrainingError
 from .evaluate import answer, summarise
@@ -219,12 +220,15 @@ def _resume_point(config: TrainConfig, data_dir: Path) -> tuple[Path, dict] | No
     return ckpt, saved
 
 
-def _start(config: TrainConfig, data_dir: Path):
+def _start(config: TrainConfig, data_dir: Path, train: list):
     """The model and AdamW a run starts from, with its step, history and evaluations: fresh (step 0) or, resuming,
-    exactly what the checkpoint saved. CheckpointError, naming the part, if a saved part is unusable."""
+    exactly what the checkpoint saved. CheckpointError, naming the part, if a saved part is unusable. A fresh
+    model's input side reads the ``train`` records first if it asks to (``prepare``: tool learning's captions)."""
     resumed = _resume_point(config, data_dir)
     try:
         model = ModaVerseLite.from_pretrained(resumed[0]) if resumed else build_model(config.profile, config.seed)
+        if resumed is None and hasattr(model.projections, "prepare"):
+            model.projections.prepare(train, config.profile)
         trainable = [q for q in model.parameters() if q.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         if resumed is None:
@@ -284,11 +288,12 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
     evaluation = _eval_set(records, config.eval_items, config.seed)
     periodic = _eval_set(records, max(1, config.eval_items // 3), config.seed)
     with accelerator.main_process_first():  # the main process encodes and caches; the others read its cache
-        features, rows = record_features(train + evaluation, data_dir, p, progress=config.progress)
+        features, rows = record_features(train + evaluation, data_dir, p, progress=config.progress,
+                                         kind=feature_kind(p.aligner))  # what the input side reads
     eval_rows = rows[len(train):]
     periodic_rows = [eval_rows[evaluation.index(r)] for r in periodic]
 
-    model, optimizer, start, history, evals = _start(config, data_dir)
+    model, optimizer, start, history, evals = _start(config, data_dir, train)
     train_examples = model.examples(train, rows[:len(train)])
 
     trainable = [q for group in optimizer.param_groups for q in group["params"]]

@@ -47,10 +47,12 @@ def mean_and_motion(frames: torch.Tensor, floor: float = 1e-3) -> tuple[torch.Te
 
 
 class LinearProjections(nn.ModuleDict):
-    """One ``Projection`` per modality, keyed by modality name (``self["video"]``)."""
+    """One ``Projection`` per modality, keyed by modality name (``self["video"]``). Reads pooled features."""
+
+    features = "pooled"
 
     def __init__(self, feature_dims: dict[str, int], hidden: int, media_tokens: int = 1, video_tokens: int = 4,
-                 video_frames: int = 8):
+                 video_frames: int = 8, **context):
         super().__init__({m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else
                                                       (media_tokens, 1)))
                           for m, d in feature_dims.items()})
