@@ -13,6 +13,8 @@ and a text-to-X generator reads it. That is the "I/O alignment at the level of n
 What trains: the input side (``aligners``: a linear projection per modality), the LLM adapter (LoRA on the
 attention) and the rows of the two new tokens ``<Media>`` and ``</Media>``. Everything else stays frozen.
 ``build_inputs`` is where text and media meet; ``save_pretrained`` / ``from_pretrained`` keep only what was trained.
+Other input sides and adapters (LaVIN's, full fine-tuning) are chosen by name in the profile (``aligners``); an
+adapter that routes by modality is told which rows hold media around each LLM call (``routing``).
 """
 
 from __future__ import annotations
