@@ -13,10 +13,13 @@ and a text-to-X generator reads it. That is the "I/O alignment at the level of n
 What trains: the input side (``aligners``: a linear projection per modality), the LLM adapter (LoRA on the
 attention) and the rows of the two new tokens ``<Media>`` and ``</Media>``. Everything else stays frozen.
 ``build_inputs`` is where text and media meet; ``save_pretrained`` / ``from_pretrained`` keep only what was trained.
+Other input sides and adapters (LaVIN's, full fine-tuning) are chosen by name in the profile (``aligners``); an
+adapter that routes by modality is told which rows hold media around each LLM call (``routing``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -265,9 +268,10 @@ class ModaVerseLite(nn.Module):
         positions that predict a target token (about a third of them), not at every prompt and padding position.
         """
         inputs = self.build_inputs(examples, features, left_pad=False)
-        causal_lm = self.llm.get_base_model()  # the LLM with the adapter's layers in it
-        hidden = causal_lm.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                                 position_ids=inputs.position_ids, use_cache=False).last_hidden_state
+        causal_lm = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # peft or not
+        with self.routing(examples):
+            hidden = causal_lm.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                     position_ids=inputs.position_ids, use_cache=False).last_hidden_state
         targets = inputs.labels[:, 1:]
         scored = targets != -100  # position t predicts token t + 1
         logits = causal_lm.lm_head(hidden[:, :-1][scored])
@@ -279,10 +283,16 @@ class ModaVerseLite(nn.Module):
         """Greedy meta-responses for a batch of examples (their targets, if any, are ignored)."""
         prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
         inputs = self.build_inputs(prompts, features, left_pad=True)
-        out = self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                                max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                eos_token_id=self.tokenizer.eos_token_id, **GREEDY)
+        with self.routing(prompts):
+            out = self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                    max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                    eos_token_id=self.tokenizer.eos_token_id, **GREEDY)
         return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def routing(self, examples: list[Example]):
+        """The adapter's ``routing`` context for a batch (which rows hold media), if it has one (MoMA does)."""
+        routing = getattr(self.adapter, "routing", None)
+        return routing(self.llm, [ex.modality is not None for ex in examples]) if routing else contextlib.nullcontext()
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable and total parameters, by part — the table notebook 02 shows."""

@@ -24,9 +24,14 @@ class Projection(nn.Module):
             raise ValueError(f"{frames} video frames cannot be cut into {tokens} equal groups")
         self.tokens, self.frames = tokens, frames
         if frames == 1:  # one vector → `tokens` embeddings
-            self.linear = nn.Linear(in_dim, out_dim * tokens)
+            self.linear = self.layer(in_dim, out_dim * tokens)
         else:  # `frames` vectors → `tokens` groups of (mean frame, its frames' motion) → one embedding each
-            self.linear = nn.Linear(in_dim * (1 + frames // tokens), out_dim)
+            self.linear = self.layer(in_dim * (1 + frames // tokens), out_dim)
+
+    @staticmethod
+    def layer(width_in: int, width_out: int) -> nn.Module:
+        """The map itself: one linear layer here (LaVIN's input side puts two in its place, ``lavin.py``)."""
+        return nn.Linear(width_in, width_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -50,11 +55,12 @@ class LinearProjections(nn.ModuleDict):
     """One ``Projection`` per modality, keyed by modality name (``self["video"]``). Reads pooled features."""
 
     features = "pooled"
+    projection = Projection  # the map of one modality
 
     def __init__(self, feature_dims: dict[str, int], hidden: int, media_tokens: int = 1, video_tokens: int = 4,
                  video_frames: int = 8, **context):
-        super().__init__({m: Projection(d, hidden, *((video_tokens, video_frames) if m == "video" else
-                                                      (media_tokens, 1)))
+        super().__init__({m: self.projection(d, hidden, *((video_tokens, video_frames) if m == "video" else
+                                                           (media_tokens, 1)))
                           for m, d in feature_dims.items()})
 
     def tokens(self, modality: str) -> int:
