@@ -231,7 +231,8 @@ def train_one(method: Method, profile: Profile, root: Path, seed: int, lr: float
     split, pairs = result.metrics["per_split"], result.metrics["per_split_pair"]
     run = {"seed": seed, "lr": lr, "steps": result.steps, "train_seconds": result.seconds, "peak_memory_mb": peak,
            "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
-           "total_parameters": counts["total"], "steps_to_target": step, "seconds_to_target": seconds}
+           "total_parameters": counts["total"], "parameters": counts, "steps_to_target": step,
+           "seconds_to_target": seconds}
     for s in SPLITS:
         run[f"{s}_exact"], run[f"{s}_routing"] = split[s]["exact"], split[s]["routing"]
     run["per_pair"] = {s: {pair: {"exact": v["exact"], "routing": v["routing"]} for pair, v in pairs[s].items()}
@@ -293,11 +294,30 @@ def run(profile: str | Profile = "tiny", methods=None, config: CompareConfig | N
             first = sweep[0]["runs"][0]
             out.append({**{k: v for k, v in asdict(method).items()},
                         "trainable_parameters": first["trainable_parameters"],
-                        "total_parameters": first["total_parameters"], "lrs": lrs, "best_lr": best["lr"],
+                        "total_parameters": first["total_parameters"], "parameters": first["parameters"], "lrs": lrs,
+                        "best_lr": best["lr"],
                         "best": {k: v for k, v in best.items() if k != "runs"}, "sweep": sweep})
     return {"profile": p.name, "config": asdict(config), "methods": out,
             "text_before": {str(s): v for s, v in before.items()},
             "seconds": round(time.perf_counter() - began, 1), "threads": torch.get_num_threads()}
+
+
+def find(result: dict, family: str) -> dict | None:
+    """The method of ``family`` in a ``run`` result; None when the run left it out."""
+    return next((m for m in result["methods"] if m["family"] == family), None)
+
+
+def best_curve(method: dict) -> tuple[list, list]:
+    """(loss history, periodic evaluations) of a method's first seed at its best rate: its training curve."""
+    run = next(s for s in method["sweep"] if s["lr"] == method["best_lr"])["runs"][0]
+    return run["history"], run["evals"]
+
+
+def parameter_rows(method: dict) -> list[dict]:
+    """A method's parameters by part (``ModaVerseLite.parameter_counts``) and each part's share of the total."""
+    counts = method["parameters"]
+    return [{"part": part, "parameters": n, "share": f"{100 * n / counts['total']:.2f} %"}
+            for part, n in counts.items()]
 
 
 def without_curves(result: dict) -> dict:
@@ -345,5 +365,5 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-__all__ = ["METHODS", "CompareConfig", "Method", "available", "run", "held_out_text", "select", "sweep_table",
-           "table", "text_loss", "without_curves"]
+__all__ = ["METHODS", "CompareConfig", "Method", "available", "best_curve", "find", "held_out_text",
+           "parameter_rows", "run", "select", "sweep_table", "table", "text_loss", "without_curves"]
