@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import bench, report, zoo
+from . import bench, compare, report, zoo
 from .assistant import Assistant
 from .dataset import build_from_captions, build_world_dataset, default_dataset
 from .errors import ModaVerseError
@@ -88,6 +88,12 @@ def cmd_bench(args) -> int:
             for key, s in result["summary"].items():
                 print(f"{key}: mean {s['mean']}, min {s['min']}, max {s['max']}")
             return 0
+    elif args.what == "compare":
+        result = bench.bench_compare(args.profile, methods=args.methods, quick=args.quick, progress=not args.json)
+        if not args.json:
+            for row in compare.table(result):
+                print(", ".join(f"{k} {v}" for k, v in row.items()))
+            return 0
     elif args.what == "report":
         result = report.measure(args.profile, seeds=tuple(args.seeds), zoo_from_scratch=not args.no_zoo,
                                 progress=not args.json)
@@ -168,14 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks: align (training throughput), seeds (scores over several "
-                                     "training seeds), dispatch (overhead), or report (all of them, written into "
-                                     "the README's measured table and docs/measured.json)")
-    p.add_argument("what", choices=["align", "seeds", "dispatch", "report"])
+                                     "training seeds), compare (the alignment families on equal terms), dispatch "
+                                     "(overhead), or report (written into the README's measured table and "
+                                     "docs/measured.json)")
+    p.add_argument("what", choices=["align", "seeds", "compare", "dispatch", "report"])
     p.add_argument("--profile", default="tiny")
     p.add_argument("--steps", type=int, default=None, help="align: timed steps (20); seeds: training steps")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds: which training seeds")
     p.add_argument("--rounds", type=int, default=3, help="align: passes over the timed batches")
     p.add_argument("--n", type=int, default=1000, help="dispatch requests")
+    p.add_argument("--methods", nargs="+", default=None, help="compare: which methods (default: all of "
+                                                                 "compare.METHODS)")
+    p.add_argument("--quick", action="store_true", help="compare: the quick budget (CI), not the full one")
     p.add_argument("--readme", default="README.md", help="report: the README whose measured table is rewritten")
     p.add_argument("--measured", default="docs/measured.json", help="report: where the figures are written")
     p.add_argument("--no-zoo", action="store_true", help="report: skip timing a zoo build from scratch")

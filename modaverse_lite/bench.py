@@ -1,4 +1,4 @@
-"""Benchmarks anyone can re-run: ``python -m modaverse_lite bench align|seeds --json``.
+"""Benchmarks anyone can re-run: ``python -m modaverse_lite bench align|seeds|compare --json``.
 
 ``bench_align`` measures training throughput, in one process, on the same model, batches and machine, of:
 
@@ -24,6 +24,7 @@ timed in the same run, under the same autocast, and ``ours_flops_ratio`` the one
 ``bench_seeds`` trains the same recipe from several seeds (each with its own dataset) and reports the spread of
 the held-out and unseen-combination scores: one seed's figure on a split of a few hundred items is not a result.
 
+* ``bench_compare`` — the alignment families on equal terms (``bench compare``; ``compare.py`` says how).
 * ``bench_dispatch`` — the dispatcher's own cost per request (``bench dispatch``): parsing the meta-response and
   routing it through the registry to do-nothing generators, against a 1 ms budget.
 """
@@ -42,7 +43,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import meta, zoo
+from . import compare, meta, zoo
 from .dataset import default_dataset
 from .dispatch import Registry
 from .encode import load_encoder, record_features
@@ -264,6 +265,13 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
     with zoo.fixed_threads(p.train.threads):
         threads = torch.get_num_threads()  # what training used
     return {"profile": p.name, "seeds": list(seeds), "runs": runs, "summary": summary, "threads": threads}
+
+
+def bench_compare(profile: str | Profile = "tiny", methods=None, quick: bool = False, progress: bool = True) -> dict:
+    """Every method of ``compare.METHODS`` (or the ones named), trained and measured on equal terms, with the
+    ``quick`` or the ``full`` budget (``compare.CompareConfig``); each run's loss history left out."""
+    config = compare.CompareConfig.quick() if quick else compare.CompareConfig.full()
+    return compare.without_curves(compare.run(profile, methods, config, progress=progress))
 
 
 # ---- dispatch overhead ----

@@ -337,3 +337,42 @@ def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None, html_
                    + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+# ---- the alignment families, compared --------------------------------------------------------------------------
+_AXES = {"train_seconds": ("training seconds (evaluation excluded)", False),
+         "trainable_parameters": ("trainable parameters", True)}
+
+
+def comparison_plot(result: dict, x: str = "train_seconds", y: str = "val_exact", title: str | None = None):
+    """One point per method of a ``compare.run`` result at its best learning rate: mean over seeds of ``y``
+    (held-out exact by default) against ``x`` (``"train_seconds"`` or ``"trainable_parameters"``), with a bar down
+    to the worst seed; faint points are the other rates of its sweep."""
+    if x not in _AXES:
+        raise ValueError(f"x must be one of {sorted(_AXES)}, got {x!r}")
+    label, log = _AXES[x]
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4))
+    colours = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(result["methods"]):
+        colour = colours[i % len(colours)]
+
+        def where(s, m=m):
+            return m["trainable_parameters"] if x == "trainable_parameters" else s["train_seconds"]
+
+        others = [s for s in m["sweep"] if s["lr"] != m["best_lr"] and s[y] is not None]
+        ax.scatter([where(s) for s in others], [s[y] for s in others], color=colour, alpha=0.3, s=18)
+        b = m["best"]
+        if b[y] is None:
+            continue
+        low = b[y] - b[f"{y}_worst"] if b.get(f"{y}_worst") is not None else 0.0
+        ax.errorbar([where(b)], [b[y]], yerr=[[low], [0.0]], fmt="o", color=colour, capsize=3,
+                    label=f"{m['name']} ({m['family']})")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"{y.replace('val', 'held-out').replace('_', ' ')} (mean; bar: worst seed)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or f"best learning rate of each method against {label}")
+    fig.tight_layout()
+    return _done(fig)

@@ -94,7 +94,8 @@ class TrainConfig:
 class TrainResult:
     checkpoint: Path
     history: list[tuple[int, float]]  # (step, loss)
-    evals: list[dict] = field(default_factory=list)  # periodic evaluation: step, routing, exact
+    evals: list[dict] = field(default_factory=list)  # periodic evaluation: step, training seconds so far, routing,
+    # exact, and each split's ("val_exact", "unseen_routing", …)
     metrics: dict = field(default_factory=dict)  # final evaluation (evaluate.summarise)
     seconds: float = 0.0  # training time, evaluation excluded
     steps: int = 0
@@ -366,8 +367,10 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
         if step % config.eval_every == 0 or step == steps:
             seconds += time.perf_counter() - began
             if accelerator.is_main_process:
-                s = evaluate_now(periodic, periodic_rows)["overall"]
-                evals.append({"step": step, "routing": s["routing"], "exact": s["exact"]})
+                s = evaluate_now(periodic, periodic_rows)
+                evals.append({"step": step, "seconds": round(seconds, 2), "routing": s["overall"]["routing"],
+                              "exact": s["overall"]["exact"],  # and each split's, e.g. "val_exact"
+                              **{f"{k}_{m}": v[m] for k, v in s["per_split"].items() for m in ("routing", "exact")}})
                 save()
             accelerator.wait_for_everyone()
             model.train()

@@ -25,7 +25,7 @@ from modaverse_lite.tutorial import NotebookError
 ROOT = Path(__file__).resolve().parents[1]
 #: Small enough for CI on 2 cores; the notebooks' defaults are what `make tutorial` runs.
 TEST_PARAMETERS = {"profile": "tiny", "records": 2000, "steps": 60, "batch_size": 16, "train_steps": 60,
-                   "n_roundtrip": 20}
+                   "n_roundtrip": 20, "preset": "quick"}  # preset: notebook 04's comparison budget
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'<>\]]+")
 NOTEBOOK_IDS = [nb.name for nb in tutorial.NOTEBOOKS]
 #: nbval checks the output of a cell whose code holds this comment (the other cells run, unchecked).
