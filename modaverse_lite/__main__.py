@@ -90,6 +90,9 @@ def cmd_bench(args) -> int:
             return 0
     elif args.what == "compare":
         result = bench.bench_compare(args.profile, methods=args.methods, quick=args.quick, progress=not args.json)
+        if args.write:
+            result = report.write_compare(result, args.readme, args.compared)
+            print(f"written: {args.compared} and the comparison tables of {args.readme}", file=sys.stderr)
         if not args.json:
             for row in compare.table(result):
                 print(", ".join(f"{k} {v}" for k, v in row.items()))
@@ -186,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=None, help="compare: which methods (default: all of "
                                                                  "compare.METHODS)")
     p.add_argument("--quick", action="store_true", help="compare: the quick budget (CI), not the full one")
-    p.add_argument("--readme", default="README.md", help="report: the README whose measured table is rewritten")
+    p.add_argument("--write", action="store_true", help="compare: write the result to --compared and its tables "
+                                                        "into the README")
+    p.add_argument("--compared", default="docs/compare.json", help="compare --write: where the result is written")
+    p.add_argument("--readme", default="README.md", help="report, compare --write: the README whose table is "
+                                                         "rewritten")
     p.add_argument("--measured", default="docs/measured.json", help="report: where the figures are written")
     p.add_argument("--no-zoo", action="store_true", help="report: skip timing a zoo build from scratch")
     p.add_argument("--seed", type=int, default=0)

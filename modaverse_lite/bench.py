@@ -142,7 +142,7 @@ def _step_flops(model, examples: list, features: dict, accelerator) -> int:
     The gradients it leaves are cleared: the count changes nothing that a timed loop sees."""
     with FlopCounterMode(display=False) as counter:
         with accelerator.autocast():
-            loss = model.loss(examples, features)
+            loss = model.loss(examples, features)  # the tag weight changes no matrix product
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
@@ -211,7 +211,8 @@ def _bench_align(profile: Profile, steps: int, batch_size: int | None, seed: int
         return _one_by_one(model, encoders, root, batch)
 
     loops = {
-        "ours": [("step", lambda batch: model.loss([examples[position[id(r)]] for r in batch], features))],
+        "ours": [("step", lambda batch: model.loss([examples[position[id(r)]] for r in batch], features,
+                                                   p.train.tag_weight))],
         "naive": [("encode_tokenise", per_sample), ("build_inputs", lambda s: _reference_inputs(model, s)),
                   ("step", lambda inputs: model.llm(**inputs).loss)],
         "per_step_encoding": [("encode_tokenise", lambda batch: _merged(per_sample(batch))),
@@ -271,7 +272,8 @@ def bench_compare(profile: str | Profile = "tiny", methods=None, quick: bool = F
     """Every method of ``compare.METHODS`` (or the ones named), trained and measured on equal terms, with the
     ``quick`` or the ``full`` budget (``compare.CompareConfig``); each run's loss history left out."""
     config = compare.CompareConfig.quick() if quick else compare.CompareConfig.full()
-    return compare.without_curves(compare.run(profile, methods, config, progress=progress))
+    result = compare.without_curves(compare.run(profile, methods, config, progress=progress))
+    return {**result, "preset": "quick" if quick else "full"}
 
 
 # ---- dispatch overhead ----

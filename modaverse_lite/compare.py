@@ -37,12 +37,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import world
+from . import world, zoo
 from .aligners import ADAPTERS, INPUT_SIDES
 from .dataset import default_dataset
 from .errors import ProfileError
 from .evaluate import answer, summarise
-from .model import build_model
+from .model import Example, build_model
 from .profiles import Profile, get_profile
 from .records import read_records
 from .train import TrainConfig, align_train
@@ -63,15 +63,17 @@ class Method:
     lr_scale: float = 1.0  # the method's own learning rate: the profile's lr × this (the centre of its sweep)
 
 
+#: The centres of the sweeps come from one pilot run each (docs/NOTES.md): LaVIN's adapters give the LLM ten times
+#: fewer trainable weights than LoRA and were still improving at 10× LoRA's rate (LaVIN too trains at a high rate).
 METHODS: tuple[Method, ...] = (
     Method("modaverse", "converter", "linear", "lora", "ModaVerse (Wang et al., CVPR 2024); LLaVA"),
     Method("perceiver", "perceiver", "perceiver", "lora", "Flamingo (Alayrac et al., 2022); BLIP-2 (Li et al., 2023)"),
     Method("onellm", "universal", "universal", "lora", "OneLLM (Han et al., CVPR 2024)"),
-    Method("lavin", "mixture-of-modality", "lavin", "moma", "LaVIN (Luo et al., NeurIPS 2023)"),
-    Method("tools", "tool learning", "tools", "lora", "Visual ChatGPT (Wu et al., 2023); HuggingGPT (Shen et al., "
+    Method("lavin", "mixture-of-modality", "lavin", "moma", "LaVIN (Luo et al., NeurIPS 2023)", lr_scale=10.0),
+    Method("tools", "tool learning", "tool", "lora", "Visual ChatGPT (Wu et al., 2023); HuggingGPT (Shen et al., "
                                                       "2023)"),
-    Method("full", "data-driven", "linear", "full", "the whole LLM tuned on the instruction data (data-driven)",
-           lr_scale=0.1),
+    Method("full", "data-driven", "linear", "full", "the whole LLM tuned on the instruction data (the survey's "
+                                                     "data-driven family; e.g. LLaVA's second stage)"),
 )
 
 
@@ -152,11 +154,14 @@ def held_out_text() -> list[str]:
 
 
 @torch.no_grad()
-def text_loss(llm, tokenizer, lines: list[str]) -> float:
-    """Mean next-token cross-entropy of a causal LM on plain text lines, tokenised as in the LLM's pretraining."""
+def text_loss(model, lines: list[str]) -> float:
+    """Mean next-token cross-entropy of ``model``'s LLM on plain text lines, tokenised as in the LLM's pretraining;
+    an adapter that routes (MoMA) takes its text-only route, as for any instruction without media."""
+    llm, tokenizer = model.llm, model.tokenizer
     device = next(llm.parameters()).device
     batch = tokenizer(lines, padding=True, return_tensors="pt").to(device)
-    logits = llm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    with model.routing([Example([], None, -1, [], []) for _ in lines]):
+        logits = llm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["input_ids"][:, 1:].masked_fill(batch["attention_mask"][:, 1:] == 0, -100)
     return round(F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100).item(), 4)
 
@@ -169,7 +174,7 @@ def retention(model, root: Path, profile: Profile, n: int) -> dict:
     """Held-out text loss and held-out text→text exact of ``model``'s LLM as it is (its adapter active)."""
     records = _text_records(root, n)
     exact = summarise(records, answer(model, records, root, profile))["overall"]["exact"] if records else None
-    return {"text_loss": text_loss(model.llm, model.tokenizer, held_out_text()), "text_exact": exact}
+    return {"text_loss": text_loss(model, held_out_text()), "text_exact": exact}
 
 
 def base_retention(profile: Profile, root: Path, seed: int, n: int) -> dict:
@@ -299,7 +304,12 @@ def run(profile: str | Profile = "tiny", methods=None, config: CompareConfig | N
                         "best": {k: v for k, v in best.items() if k != "runs"}, "sweep": sweep})
     return {"profile": p.name, "config": asdict(config), "methods": out,
             "text_before": {str(s): v for s, v in before.items()},
-            "seconds": round(time.perf_counter() - began, 1), "threads": torch.get_num_threads()}
+            "seconds": round(time.perf_counter() - began, 1), "threads": _training_threads(p)}
+
+
+def _training_threads(profile: Profile) -> int:
+    with zoo.fixed_threads(profile.train.threads if profile.device == "cpu" else 0):
+        return torch.get_num_threads()
 
 
 def find(result: dict, family: str) -> dict | None:

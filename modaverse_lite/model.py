@@ -143,6 +143,7 @@ class Example:
     row: int
     tail: list[int]
     target: list[int]
+    tag: int = 0  # how many leading target ids name the output modality ("Modality: [IMAGE]"): see ``loss``
 
 
 @dataclass
@@ -203,13 +204,16 @@ class ModaVerseLite(nn.Module):
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
         eos = [self.tokenizer.eos_token_id]
-        if getattr(self.tokenizer, "chat_template", None):
+        lead = " " if not getattr(self.tokenizer, "chat_template", None) else ""  # the plain format's space
+        target = ids(lead + response) + eos if response is not None else []
+        tag = ids(lead + response.split(" Prompt:")[0]) if response is not None else []
+        tag = len(tag) if target[:len(tag)] == tag else 0  # the modality tag's ids, where they tokenise apart
+        if lead == "":
             turn = self.tokenizer.apply_chat_template([{"role": "user", "content": _MEDIA_MARK + instruction}],
                                                       tokenize=False, add_generation_prompt=True)
             before, after = turn.split(_MEDIA_MARK, 1)
-            return Example(ids(before), modality, row, ids(after), ids(response) + eos if response is not None else [])
-        target = ids(" " + response) + eos if response is not None else []
-        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target)
+            return Example(ids(before), modality, row, ids(after), target, tag)
+        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target, tag)
 
     def examples(self, records, rows, with_targets: bool = True) -> list[Example]:
         """One ``Example`` per record; ``rows`` are the records' ``(modality, row)`` in the feature tables (or None)
@@ -255,17 +259,22 @@ class ModaVerseLite(nn.Module):
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return ModelInputs(embeds, mask, positions, labels, ids)
 
-    def forward(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, examples: list[Example], features: dict[str, torch.Tensor], tag_weight: float = 1.0
+                ) -> torch.Tensor:
         """The training loss (``loss``). Training calls it through the module ``accelerate`` prepared: wrapped in
         DistributedDataParallel, a call of the wrapper (not of ``loss`` itself) is what averages the gradients of
         several processes in backward."""
-        return self.loss(examples, features)
+        return self.loss(examples, features, tag_weight)
 
-    def loss(self, examples: list[Example], features: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, examples: list[Example], features: dict[str, torch.Tensor], tag_weight: float = 1.0
+             ) -> torch.Tensor:
         """Mean next-token loss over the target meta-responses of a batch.
 
         The same loss as ``llm(..., labels=labels).loss``, but the output layer and softmax run only at the
         positions that predict a target token (about a third of them), not at every prompt and padding position.
+        With ``tag_weight`` ≠ 1 it is a weighted mean in which the ids of the modality tag (``Example.tag``)
+        count ``tag_weight`` times: the routing decision is one word of a dozen, yet a wrong one loses the whole
+        answer.
         """
         inputs = self.build_inputs(examples, features, left_pad=False)
         causal_lm = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # peft or not
@@ -275,7 +284,13 @@ class ModaVerseLite(nn.Module):
         targets = inputs.labels[:, 1:]
         scored = targets != -100  # position t predicts token t + 1
         logits = causal_lm.lm_head(hidden[:, :-1][scored])
-        return F.cross_entropy(logits.float(), targets[scored])
+        if tag_weight == 1.0:
+            return F.cross_entropy(logits.float(), targets[scored])
+        losses = F.cross_entropy(logits.float(), targets[scored], reduction="none")
+        rank = scored.long().cumsum(1)  # 1 at a row's first target id, 2 at its second, …
+        tags = torch.tensor([ex.tag for ex in examples], device=rank.device)[:, None]
+        weights = torch.where(rank <= tags, tag_weight, 1.0)[scored]
+        return (losses * weights).sum() / weights.sum()
 
     @torch.no_grad()
     def generate(self, examples: list[Example], features: dict[str, torch.Tensor],

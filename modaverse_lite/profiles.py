@@ -52,6 +52,7 @@ class TrainSettings:
     grad_accum: int = 1
     eval_every: int = 200
     max_new_tokens: int = 24
+    tag_weight: float = 1.0  # loss weight of the ids naming the output modality ("Modality: [IMAGE]"); see model.loss
     threads: int = 0  # CPU threads for encoding and training (0: torch's default; $OMP_NUM_THREADS wins if set)
 
 
@@ -97,7 +98,7 @@ TINY = Profile(
     video_tokens=1,  # the tiny LLM reads motion best from one token that sees all frames (docs/NOTES.md)
     lora=LoraSettings(r=32, alpha=64, dropout=0.0),  # rank, steps and dropout as measured in docs/NOTES.md
     # two threads on every machine: the figures do not move with the number of cores (docs/NOTES.md)
-    train=TrainSettings(steps=1500, batch_size=64, eval_every=500, threads=2),
+    train=TrainSettings(steps=1500, batch_size=64, eval_every=500, tag_weight=3.0, threads=2),
     generator_steps=2,
 )
 

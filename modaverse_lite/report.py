@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, files, zoo
+from . import bench, compare, files, zoo
 from .dataset import build_world_dataset
 from .evaluate import linear_probe
 from .profiles import Profile, get_profile
@@ -32,6 +32,9 @@ from .roundtrip import roundtrip_eval
 
 BEGIN = "<!-- measured:begin — written by `python -m modaverse_lite bench report`; do not edit by hand -->"
 END = "<!-- measured:end -->"
+COMPARE_BEGIN = ("<!-- compare:begin — written by `python -m modaverse_lite bench compare --write`; do not edit by "
+                 "hand -->")
+COMPARE_END = "<!-- compare:end -->"
 #: What the tiny profile must reach on its *worst* seed (``bench seeds``), and the most training time per seed.
 TARGETS = {"val_routing": 0.99, "val_exact": 0.97, "val_pair_exact_min": 0.90, "unseen_exact": 0.90,
            "phrasing_exact": 0.80, "train_seconds": 180.0}
@@ -170,13 +173,13 @@ def render(m: dict) -> str:
     return "\n".join([head, "", *table])
 
 
-def replace_table(readme: str, table: str) -> str:
-    """``readme`` with the text between ``BEGIN`` and ``END`` replaced by ``table``."""
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
-        raise ValueError(f"the README needs one {BEGIN!r} line and one {END!r} line after it")
-    head, rest = readme.split(BEGIN)
-    _, tail = rest.split(END)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+def replace_table(readme: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    """``readme`` with the text between the ``begin`` and ``end`` lines replaced by ``table``."""
+    if readme.count(begin) != 1 or readme.count(end) != 1 or readme.index(begin) > readme.index(end):
+        raise ValueError(f"the README needs one {begin!r} line and one {end!r} line after it")
+    head, rest = readme.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
 
 
 def write(measured: dict, readme: str | os.PathLike = "README.md",
@@ -186,3 +189,38 @@ def write(measured: dict, readme: str | os.PathLike = "README.md",
     new = replace_table(readme.read_text(encoding="utf-8"), render(measured))
     files.write_text(Path(json_path), json.dumps(measured, indent=2, sort_keys=True) + "\n")
     files.write_text(readme, new)
+
+
+# ---- the alignment families' comparison (``bench compare --write``) -------------------------------------------
+def _markdown(rows: list[dict]) -> list[str]:
+    keys = list(rows[0])
+    return (["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            + ["| " + " | ".join("–" if row[k] is None else _fmt(row[k]) for k in keys) + " |" for row in rows])
+
+
+def render_compare(result: dict) -> str:
+    """The README's comparison tables (markdown) for a ``bench compare`` result with its ``machine``: each method
+    at its best rate, then every rate of every sweep."""
+    mach, config = result["machine"], result["config"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
+    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
+            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, the "
+            f"`{result['preset']}` budget: {config['steps']} steps of batch {config['batch_size']}, seeds "
+            f"{' / '.join(map(str, config['seeds']))}, {config['eval_items']} records of each split scored, "
+            f"{len(result['methods'])} methods × {len(config['lr_factors'])} learning rates × "
+            f"{len(config['seeds'])} seeds in {result['seconds'] / 60:.1f} min. One run of "
+            f"`python -m modaverse_lite bench compare --write`; mean over the seeds, worst seed in brackets.")
+    return "\n".join([head, "", *_markdown(compare.table(result)), "", "Every learning rate of every sweep:", "",
+                       *_markdown(compare.sweep_table(result))])
+
+
+def write_compare(result: dict, readme: str | os.PathLike = "README.md",
+                  json_path: str | os.PathLike = "docs/compare.json") -> dict:
+    """Add the ``machine`` to a ``bench compare`` result, write it to ``json_path`` (without loss histories) and
+    its tables into ``readme``; returns what was written."""
+    written = {**compare.without_curves(result), "machine": machine()}
+    readme = Path(readme)
+    new = replace_table(readme.read_text(encoding="utf-8"), render_compare(written), COMPARE_BEGIN, COMPARE_END)
+    files.write_text(Path(json_path), json.dumps(written, indent=2, sort_keys=True) + "\n")
+    files.write_text(readme, new)
+    return written

@@ -67,6 +67,7 @@ class TrainConfig:
     grad_accum: int = _DEFAULTS.grad_accum
     eval_every: int = _DEFAULTS.eval_every
     max_new_tokens: int = _DEFAULTS.max_new_tokens
+    tag_weight: float = _DEFAULTS.tag_weight  # loss weight of the modality tag (profiles.TrainSettings)
     threads: int = _DEFAULTS.threads  # CPU threads (0: torch's default; profiles.TrainSettings)
     eval_items: int = 600  # items per split scored in the final evaluation (periodic ones use a third)
     resume: bool = True
@@ -341,7 +342,7 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
         with accelerator.accumulate(model):
             # the prepared module's forward (ModaVerseLite.forward is the loss): under DDP its backward averages
             # the gradients of all processes; with mixed precision prepare() runs it under autocast
-            loss = model([train_examples[i] for i in idx], features)
+            loss = model([train_examples[i] for i in idx], features, config.tag_weight)
             mean = accelerator.reduce(loss.detach(), "mean")  # the loss over every process's batch
             running.append(_finite(mean.item(), step + 1, accelerator.mixed_precision, config.out_dir))
             accelerator.backward(loss)

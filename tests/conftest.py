@@ -46,11 +46,11 @@ def kill_training_at(monkeypatch):
     def arm(n: int) -> None:
         calls = []
 
-        def loss(self, examples, features):
+        def loss(self, examples, features, *weight):
             calls.append(1)
             if len(calls) == n:
                 raise KeyboardInterrupt
-            return real(self, examples, features)
+            return real(self, examples, features, *weight)
 
         monkeypatch.setattr(ModaVerseLite, "loss", loss)
 

@@ -86,13 +86,13 @@ def _probe_the_lock_at_every_step(monkeypatch, run_dir) -> list[str]:
     """At every training step, try to take the run folder's lock: "held" when the run holds it, else "free"."""
     real, seen = ModaVerseLite.loss, []
 
-    def probing(self, examples, features):
+    def probing(self, examples, features, *weight):
         try:
             with files.locked(run_dir):
                 seen.append("free")
         except BusyError:
             seen.append("held")
-        return real(self, examples, features)
+        return real(self, examples, features, *weight)
 
     monkeypatch.setattr(ModaVerseLite, "loss", probing)
     return seen

@@ -107,9 +107,9 @@ def test_the_schedule_counts_optimizer_steps_with_gradient_accumulation(world_da
 def test_a_non_finite_loss_stops_the_run_with_a_clear_message(world_data, tmp_path, monkeypatch):
     real, calls = ModaVerseLite.loss, []
 
-    def overflowing(self, examples, features):
+    def overflowing(self, examples, features, *weight):
         calls.append(1)
-        loss = real(self, examples, features)
+        loss = real(self, examples, features, *weight)
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setattr(ModaVerseLite, "loss", overflowing)

@@ -33,11 +33,11 @@ def hub_runs(hub_data, tmp_path_factory):
     straight = align_train(TrainConfig.from_profile(HUB, data_dir=hub_data, out_dir=root / "a", **SETTINGS))
     real, calls = ModaVerseLite.loss, []
 
-    def interrupted(self, examples, features):
+    def interrupted(self, examples, features, *weight):
         calls.append(1)
         if len(calls) == HUB.train.eval_every * HUB.train.grad_accum + 1:  # just after the first checkpoint
             raise KeyboardInterrupt
-        return real(self, examples, features)
+        return real(self, examples, features, *weight)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ModaVerseLite, "loss", interrupted)

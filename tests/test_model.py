@@ -69,6 +69,30 @@ def test_only_the_meta_response_is_in_the_loss(model):
     assert model.projections["video"].linear.weight.grad is not None
 
 
+def test_the_modality_tag_can_weigh_more_in_the_loss(model):
+    features = {"image": torch.randn(2, model.feature_dims["image"])}
+    examples = [model.tokenize("Draw a red circle.", None, -1, "Modality: [IMAGE] Prompt: a red circle"),
+                model.tokenize("What is this?", "image", 1, "Modality: [TEXT] Prompt: a blue square and more")]
+    tok = model.tokenizer
+    for ex in examples:  # Example.tag: the target's leading ids that spell "Modality: [X]"
+        assert ex.tag > 0 and tok.decode(ex.target[:ex.tag]).strip() in ("Modality: [IMAGE]", "Modality: [TEXT]")
+        assert "Prompt" not in tok.decode(ex.target[:ex.tag])
+    with torch.no_grad():
+        plain, heavy = model.loss(examples, features), model.loss(examples, features, tag_weight=3.0)
+        inputs = model.build_inputs(examples, features)
+        logits = model.llm(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                           position_ids=inputs.position_ids).logits[:, :-1]
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), inputs.labels[:, 1:], reduction="none")
+    weights, per_token = [], []
+    for row, ex in enumerate(examples):  # by hand: each row's target positions, the first `tag` of them weighted
+        where = (inputs.labels[row, 1:] != -100).nonzero().flatten()
+        per_token += losses[row, where].tolist()
+        weights += [3.0] * ex.tag + [1.0] * (len(where) - ex.tag)
+    assert plain.item() == pytest.approx(sum(per_token) / len(per_token), rel=1e-5)
+    assert heavy.item() == pytest.approx(sum(w * x for w, x in zip(weights, per_token)) / sum(weights), rel=1e-5)
+    assert heavy.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
 def test_batched_generation_equals_one_at_a_time(model):
     features = {"image": torch.randn(4, model.feature_dims["image"]),
                 "audio": torch.randn(2, model.feature_dims["audio"])}

@@ -54,3 +54,13 @@ def test_targets_are_judged_on_the_worst_seed():
 def test_the_machine_is_described():
     m = report.machine()
     assert m["cpu"] and m["python"] and m["versions"]["torch"]
+
+
+def test_the_readme_shows_what_docs_compare_json_holds():
+    result = json.loads((ROOT / "docs" / "compare.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert result["preset"] == "full" and len(result["methods"]) == 6
+    table = report.render_compare(result)
+    assert report.replace_table(readme, table, report.COMPARE_BEGIN, report.COMPARE_END) == readme, (
+        "the README's comparison tables differ from docs/compare.json: run `python -m modaverse_lite bench compare "
+        "--write`")
