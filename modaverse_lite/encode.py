@@ -92,17 +92,25 @@ class Encoder:
         return media.load_audio(item, sample_rate=self.sample_rate, source_rate=source_rate,
                                 max_seconds=self.max_seconds)
 
-    @torch.no_grad()
-    def embed(self, arrays: list[np.ndarray]) -> torch.Tensor:
-        """Loaded arrays → L2-normalised embeddings on the CPU: ``[N, D]`` (video ``[N, T, D]``)."""
+    def _inputs(self, arrays: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Loaded arrays → the model's inputs on its device: a sound's mel features, or the pixels of every image
+        (of every frame of every clip, clip after clip)."""
         dtype = next(self.model.parameters()).dtype
         if self.modality == "audio":
             inputs = self.processor(arrays, sampling_rate=self.sample_rate, return_tensors="pt")
-            out = self.model.get_audio_features(input_features=inputs["input_features"].to(self.device, dtype))
+            return {"input_features": inputs["input_features"].to(self.device, dtype)}
+        images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels.to(self.device, dtype)}
+
+    @torch.no_grad()
+    def embed(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """Loaded arrays → L2-normalised embeddings on the CPU: ``[N, D]`` (video ``[N, T, D]``)."""
+        inputs = self._inputs(arrays)
+        if self.modality == "audio":
+            out = self.model.get_audio_features(**inputs)
         else:
-            images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
-            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
-            out = self.model.get_image_features(pixel_values=pixels.to(self.device, dtype))
+            out = self.model.get_image_features(**inputs)
         out = F.normalize(pooled(out).float(), dim=-1).cpu()
         return out.reshape(len(arrays), self.frames, -1) if self.modality == "video" else out
 
@@ -116,22 +124,19 @@ class Encoder:
     @torch.no_grad()
     def embed_tokens(self, arrays: list[np.ndarray]) -> torch.Tensor:
         """Loaded arrays → token sequences, each token L2-normalised (module docstring): ``[N, token_count, D]``."""
-        dtype = next(self.model.parameters()).dtype
+        inputs = self._inputs(arrays)
         if self.modality == "audio":
-            inputs = self.processor(arrays, sampling_rate=self.sample_rate, return_tensors="pt")
-            out = self.model.audio_model(input_features=inputs["input_features"].to(self.device, dtype))
+            out = self.model.audio_model(**inputs)
             patches = out.last_hidden_state.flatten(2)  # [N, C, f·t]: CLAP's last-layer patch tokens
             patches = F.adaptive_avg_pool1d(patches, AUDIO_TOKENS).transpose(1, 2)  # [N, AUDIO_TOKENS, C]
             tokens = self.model.audio_projection(torch.cat([out.pooler_output[:, None], patches], dim=1))
         else:
-            images = [f for clip in arrays for f in clip] if self.modality == "video" else arrays
-            pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
-            vision = self.model.vision_model(pixel_values=pixels.to(self.device, dtype))
+            vision = self.model.vision_model(**inputs)
             hidden = self.model.vision_model.post_layernorm(vision.last_hidden_state)  # what CLIP pools, per token
             cls, patches = hidden[:, :1], hidden[:, 1:]
             side = int(round(patches.shape[1] ** 0.5))
             grid = TOKEN_GRID[self.modality]
-            patches = patches.transpose(1, 2).reshape(len(images), -1, side, side)
+            patches = patches.transpose(1, 2).reshape(patches.shape[0], -1, side, side)
             patches = F.adaptive_avg_pool2d(patches, grid).flatten(2).transpose(1, 2)  # [N, grid², W], row-major
             tokens = self.model.visual_projection(torch.cat([cls, patches], dim=1))
         tokens = F.normalize(tokens.float(), dim=-1).cpu()
