@@ -69,7 +69,8 @@ def _train(model, steps, lr):
 def test_lavin_input_side_is_a_two_layer_projection_per_modality():
     image = TwoLayerProjection(64, 32)
     assert image(torch.randn(5, 64)).shape == (5, 1, 32)
-    assert [type(m).__name__ for m in image.linear] == ["Linear", "SiLU", "Linear"] and image.linear[0].out_features == 128
+    assert [type(m).__name__ for m in image.linear] == ["Linear", "SiLU", "Linear"]
+    assert image.linear[0].out_features == 128
     video = TwoLayerProjection(64, 32, tokens=2, frames=8)
     clip = torch.randn(3, 8, 64)
     assert video(clip).shape == (3, 2, 32) and video.linear[0].in_features == 64 * (1 + 4)  # mean + 4 frames' motion

@@ -69,7 +69,8 @@ class UniversalProjection(nn.Module):
                                        for m in feature_dims})
         for layer in self.proj_out.values():
             nn.init.constant_(layer[1].weight, embedding_rms)
-        self.start_tag = nn.ParameterDict({m: nn.Parameter(torch.rand(1, hidden) * embedding_rms) for m in feature_dims})
+        self.start_tag = nn.ParameterDict({m: nn.Parameter(torch.rand(1, hidden) * embedding_rms)
+                                           for m in feature_dims})
         self.end_tag = nn.ParameterDict({m: nn.Parameter(torch.rand(1, hidden) * embedding_rms) for m in feature_dims})
 
     def tokens(self, modality: str) -> int:

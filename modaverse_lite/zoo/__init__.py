@@ -26,7 +26,6 @@ import os
 from pathlib import Path
 
 import torch
-
 from tqdm.auto import tqdm
 
 from .. import files, world
