@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import bench, compare, report, zoo
+from . import bench, claim, compare, report, zoo
 from .assistant import Assistant
 from .dataset import build_from_captions, build_world_dataset, default_dataset
 from .errors import ModaVerseError
@@ -97,6 +97,15 @@ def cmd_bench(args) -> int:
             for row in compare.table(result):
                 print(", ".join(f"{k} {v}" for k, v in row.items()))
             return 0
+    elif args.what == "claim":
+        result = bench.bench_claim(args.profile, arms=args.arms, quick=args.quick, progress=not args.json)
+        if args.write:
+            result = report.write_claim(result, args.readme, args.claimed)
+            print(f"written: {args.claimed} and the claim tables of {args.readme}", file=sys.stderr)
+        if not args.json:
+            for row in claim.table(result):
+                print(", ".join(f"{k} {v}" for k, v in row.items()))
+            return 0
     elif args.what == "report":
         result = report.measure(args.profile, seeds=tuple(args.seeds), zoo_from_scratch=not args.no_zoo,
                                 progress=not args.json)
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "training seeds), compare (the alignment families on equal terms), dispatch "
                                      "(overhead), or report (written into the README's measured table and "
                                      "docs/measured.json)")
-    p.add_argument("what", choices=["align", "seeds", "compare", "dispatch", "report"])
+    p.add_argument("what", choices=["align", "seeds", "compare", "claim", "dispatch", "report"])
     p.add_argument("--profile", default="tiny")
     p.add_argument("--steps", type=int, default=None, help="align: timed steps (20); seeds: training steps")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds: which training seeds")
@@ -188,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1000, help="dispatch requests")
     p.add_argument("--methods", nargs="+", default=None, help="compare: which methods (default: all of "
                                                                  "compare.METHODS)")
-    p.add_argument("--quick", action="store_true", help="compare: the quick budget (CI), not the full one")
+    p.add_argument("--arms", nargs="+", default=None, help="claim: which arms (default: all of claim.ARMS)")
+    p.add_argument("--quick", action="store_true", help="compare, claim: the quick budget (CI), not the full one")
     p.add_argument("--write", action="store_true", help="compare: write the result to --compared and its tables "
                                                         "into the README")
     p.add_argument("--compared", default="docs/compare.json", help="compare --write: where the result is written")
+    p.add_argument("--claimed", default="docs/claim.json", help="claim --write: where the result is written")
     p.add_argument("--readme", default="README.md", help="report, compare --write: the README whose table is "
                                                          "rewritten")
     p.add_argument("--measured", default="docs/measured.json", help="report: where the figures are written")

@@ -127,16 +127,30 @@ class Assistant:
     def __init__(self, checkpoint: str | os.PathLike, out_dir: str | os.PathLike = "runs/outputs",
                  registry: Registry | None = None, profile: str | Profile | None = None,
                  max_new_tokens: int | None = None):
-        self.model = ModaVerseLite.from_pretrained(checkpoint)
-        self.info = checkpoint_info(checkpoint)
-        self.checkpoint = Path(checkpoint)
-        self.profile = get_profile(profile or self.info["profile"])
+        info = checkpoint_info(checkpoint)
+        self._attach(ModaVerseLite.from_pretrained(checkpoint), info, Path(checkpoint), profile or info["profile"],
+                     out_dir, registry, max_new_tokens)
+
+    @classmethod
+    def from_model(cls, model: ModaVerseLite, profile: str | Profile, data_dir: str | os.PathLike,
+                   out_dir: str | os.PathLike = "runs/outputs", registry: Registry | None = None,
+                   max_new_tokens: int | None = None) -> Assistant:
+        """An assistant around a model held in memory, trained on ``data_dir`` and never saved (a comparison's
+        run: ``claim.py``); everything else as for a checkpoint."""
+        assistant = cls.__new__(cls)
+        info = {"profile": get_profile(profile).name, "data_dir": str(data_dir)}
+        assistant._attach(model, info, None, profile, out_dir, registry, max_new_tokens)
+        return assistant
+
+    def _attach(self, model, info: dict, checkpoint: Path | None, profile, out_dir, registry, max_new_tokens):
+        self.model, self.info, self.checkpoint = model, info, checkpoint
+        self.profile = get_profile(profile)
         dims = feature_dims(self.profile)  # loads the frozen encoders once
         trained = self.model.feature_dims
         if any(dims.get(m) != d for m, d in trained.items()):
-            raise CheckpointError(f"{checkpoint}: its projections were trained on {trained}-wide features, but the "
-                                  f"{self.profile.name!r} profile's encoders give {dims}; use the profile it was "
-                                  f"trained with ({self.info['profile']!r})")
+            raise CheckpointError(f"{checkpoint or 'the model'}: its projections were trained on {trained}-wide "
+                                  f"features, but the {self.profile.name!r} profile's encoders give {dims}; use the "
+                                  f"profile it was trained with ({self.info['profile']!r})")
         if self.profile.device != "cpu":
             self.model.to(self.profile.device)
         self.registry = registry if registry is not None else registry_for(self.profile)

@@ -1,4 +1,4 @@
-"""Benchmarks anyone can re-run: ``python -m modaverse_lite bench align|seeds|compare --json``.
+"""Benchmarks anyone can re-run: ``python -m modaverse_lite bench align|seeds|compare|claim --json``.
 
 ``bench_align`` measures training throughput, in one process, on the same model, batches and machine, of:
 
@@ -25,6 +25,7 @@ timed in the same run, under the same autocast, and ``ours_flops_ratio`` the one
 the held-out and unseen-combination scores: one seed's figure on a split of a few hundred items is not a result.
 
 * ``bench_compare`` — the alignment families on equal terms (``bench compare``; ``compare.py`` says how).
+* ``bench_claim`` — the paper's claim: one stage against NExT-GPT's three (``bench claim``; ``claim.py``).
 * ``bench_dispatch`` — the dispatcher's own cost per request (``bench dispatch``): parsing the meta-response and
   routing it through the registry to do-nothing generators, against a 1 ms budget.
 """
@@ -43,7 +44,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import compare, meta, zoo
+from . import claim, compare, meta, zoo
 from .dataset import default_dataset
 from .dispatch import Registry
 from .encode import load_encoder, record_features
@@ -273,6 +274,15 @@ def bench_compare(profile: str | Profile = "tiny", methods=None, quick: bool = F
     ``quick`` or the ``full`` budget (``compare.CompareConfig``); each run's loss history left out."""
     config = compare.CompareConfig.quick() if quick else compare.CompareConfig.full()
     result = compare.without_curves(compare.run(profile, methods, config, progress=progress))
+    return {**result, "preset": "quick" if quick else "full"}
+
+
+def bench_claim(profile: str | Profile = "tiny", arms=None, quick: bool = False, progress: bool = True) -> dict:
+    """The paper's claim: ModaVerse's single stage against NExT-GPT's three-stage latent alignment and the two
+    crossings (``claim.ARMS``), with the ``quick`` or the ``full`` budget (``claim.ClaimConfig``); each run's loss
+    history left out."""
+    config = claim.ClaimConfig.quick() if quick else claim.ClaimConfig.full()
+    result = claim.without_curves(claim.run(profile, arms, config, progress=progress))
     return {**result, "preset": "quick" if quick else "full"}
 
 

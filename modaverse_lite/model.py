@@ -161,17 +161,22 @@ class ModelInputs:
 class ModaVerseLite(nn.Module):
     """The input side + the adapted LLM. ``loss`` for training, ``generate`` for inference."""
 
+    #: tokens a variant adds beside ``<Media>`` and ``</Media>``, their rows trained too (``latent.py``: the signal
+    #: tokens of NExT-GPT's output side)
+    extra_tokens: tuple[str, ...] = ()
+
     def __init__(self, config: ModelConfig, llm, tokenizer, add_tokens: bool = True):
         super().__init__()
+        new_tokens = [MEDIA_START, MEDIA_END, *self.extra_tokens]
         if add_tokens:  # a fresh model: add <Media>, </Media> and grow the embedding table
-            tokenizer.add_special_tokens({"additional_special_tokens": [MEDIA_START, MEDIA_END]})
+            tokenizer.add_special_tokens({"additional_special_tokens": new_tokens})
             fit_embeddings(llm, len(tokenizer))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.config, self.tokenizer = config, tokenizer
         self.media_ids = tokenizer.convert_tokens_to_ids([MEDIA_START, MEDIA_END])
         self.adapter = ADAPTERS[config.adapter]
-        self.llm = self.adapter.apply(llm, config.lora, self.media_ids)
+        self.llm = self.adapter.apply(llm, config.lora, tokenizer.convert_tokens_to_ids(new_tokens))
         table = llm.get_input_embeddings().weight
         hidden = table.shape[1]
         context = dict(tokenizer=tokenizer, embed_tokens=lambda ids: self.llm.get_input_embeddings()(ids),
@@ -276,14 +281,28 @@ class ModaVerseLite(nn.Module):
         count ``tag_weight`` times: the routing decision is one word of a dozen, yet a wrong one loses the whole
         answer.
         """
+        inputs, hidden = self.hidden_states(examples, features)
+        return self.token_loss(inputs, hidden, examples, tag_weight)
+
+    def hidden_states(self, examples: list[Example], features: dict[str, torch.Tensor]
+                      ) -> tuple[ModelInputs, torch.Tensor]:
+        """The batch's inputs (right-padded, with targets) and the LLM's last hidden states ``[B, L, H]``."""
         inputs = self.build_inputs(examples, features, left_pad=False)
-        causal_lm = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # peft or not
         with self.routing(examples):
-            hidden = causal_lm.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                                     position_ids=inputs.position_ids, use_cache=False).last_hidden_state
+            hidden = self._causal_lm.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                           position_ids=inputs.position_ids, use_cache=False).last_hidden_state
+        return inputs, hidden
+
+    @property
+    def _causal_lm(self):
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # peft or not
+
+    def token_loss(self, inputs: ModelInputs, hidden: torch.Tensor, examples: list[Example],
+                   tag_weight: float = 1.0) -> torch.Tensor:
+        """``loss`` from the hidden states ``hidden_states`` gave (the next-token part of any variant's loss)."""
         targets = inputs.labels[:, 1:]
         scored = targets != -100  # position t predicts token t + 1
-        logits = causal_lm.lm_head(hidden[:, :-1][scored])
+        logits = self._causal_lm.lm_head(hidden[:, :-1][scored])
         if tag_weight == 1.0:
             return F.cross_entropy(logits.float(), targets[scored])
         losses = F.cross_entropy(logits.float(), targets[scored], reduction="none")
@@ -296,13 +315,18 @@ class ModaVerseLite(nn.Module):
     def generate(self, examples: list[Example], features: dict[str, torch.Tensor],
                  max_new_tokens: int = 24) -> list[str]:
         """Greedy meta-responses for a batch of examples (their targets, if any, are ignored)."""
+        out = self._generate_ids(examples, features, max_new_tokens)
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _generate_ids(self, examples: list[Example], features: dict[str, torch.Tensor], max_new_tokens: int
+                      ) -> torch.Tensor:
+        """The greedy answer's token ids ``[B, new]`` (padded after an end of text)."""
         prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
         inputs = self.build_inputs(prompts, features, left_pad=True)
         with self.routing(prompts):
-            out = self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
-                                    max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                    eos_token_id=self.tokenizer.eos_token_id, **GREEDY)
-        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+            return self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
+                                     max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                     eos_token_id=self.tokenizer.eos_token_id, **GREEDY)
 
     def routing(self, examples: list[Example]):
         """The adapter's ``routing`` context for a batch (which rows hold media), if it has one (MoMA does)."""
@@ -449,12 +473,14 @@ def checkpoint_info(path: str | os.PathLike) -> dict:
     return info
 
 
-def build_model(profile: str | Profile = "auto", seed: int = 0) -> ModaVerseLite:
-    """A fresh aligned model on the profile's LLM (adapter and projections initialised from ``seed``)."""
+def build_model(profile: str | Profile = "auto", seed: int = 0, cls: type[ModaVerseLite] | None = None,
+                **extra) -> ModaVerseLite:
+    """A fresh aligned model on the profile's LLM (adapter and projections initialised from ``seed``); ``cls``
+    builds a variant instead (``latent.LatentModaVerse``), with its own keyword arguments ``extra``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config = ModelConfig.from_profile(profile)
     torch.manual_seed(seed)
     llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(config.llm)
-    return ModaVerseLite(config, llm, tokenizer)
+    return (cls or ModaVerseLite)(config, llm, tokenizer, **extra)

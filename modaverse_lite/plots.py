@@ -376,3 +376,74 @@ def comparison_plot(result: dict, x: str = "train_seconds", y: str = "val_exact"
     ax.set_title(title or f"best learning rate of each method against {label}")
     fig.tight_layout()
     return _done(fig)
+
+
+# ---- the paper's claim (notebook 05) -----------------------------------------------------------------------------
+_GROUP_LABELS = {"input": "input projection", "tokens": "new-token rows", "lora": "LoRA",
+                 "output": "output projections"}
+
+
+def schedule_diagram(arms: Sequence[tuple[str, Sequence]], title: str | None = None):
+    """What trains in each stage of each arm: one row per arm, one box per stage (its data, steps and trainable
+    groups), left to right in training order. ``arms``: ``(name, stages)`` pairs (``claim.stages``)."""
+    plt = _pyplot()
+    width = max(len(stages) for _, stages in arms)
+    fig, ax = plt.subplots(figsize=(3.1 * width + 1.6, 1.25 * len(arms) + 0.6))
+    colours = {"captions": "#dbe9f6", "caption pairs": "#fde4c8", "instructions": "#d9f0d3"}
+    for row, (name, stages) in enumerate(arms):
+        y = len(arms) - 1 - row
+        ax.text(-0.1, y + 0.4, name, ha="right", va="center", fontsize=10, fontweight="bold")
+        for col, stage in enumerate(stages):
+            ax.add_patch(plt.Rectangle((col * 1.05, y + 0.05), 1.0, 0.75, color=colours.get(stage.data, "#eee"),
+                                       ec="#555"))
+            trains = "\n".join(_GROUP_LABELS.get(g, g) for g in stage.trains)
+            ax.text(col * 1.05 + 0.5, y + 0.43, f"{stage.name}\n{stage.data}, {stage.steps} steps\n{trains}",
+                    ha="center", va="center", fontsize=7)
+    ax.set_xlim(-1.2, width * 1.05)
+    ax.set_ylim(-0.1, len(arms))
+    ax.axis("off")
+    ax.set_title(title or "what trains in each stage (left to right); colour: the stage's data", fontsize=10)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def claim_time_plot(result: dict, title: str | None = None):
+    """Round trip against training seconds, every stage counted: each arm's periodic round trip (first seed, best
+    rate). A three-stage arm's curve starts late: its first two stages run before any instruction is learnt."""
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4))
+    for arm in result["arms"]:
+        run = next(s for s in arm["sweep"] if s["lr"] == arm["best_lr"])["runs"][0]
+        points = [(e["seconds"], e["roundtrip"]) for e in run["evals"] if e["roundtrip"] is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=f"{arm['name']} ({len(arm['stages'])} stage"
+                                                     f"{'s' if len(arm['stages']) > 1 else ''})")
+    ax.axhline(result["config"]["target"], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("training seconds (all stages)")
+    ax.set_ylabel("round trip, held-out media")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or "accuracy against training time (first seed, best rate)")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def claim_data_plot(result: dict, title: str | None = None):
+    """Final round trip against the data each arm trained on (every stage's items counted), one point per data
+    cut: mean over seeds, the bar down to the worst seed."""
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4))
+    for arm in result["arms"]:
+        cuts = [d for d in arm["data"] if d["roundtrip"] is not None]
+        if not cuts:
+            continue
+        xs, ys = [d["data"] for d in cuts], [d["roundtrip"] for d in cuts]
+        low = [d["roundtrip"] - (d["roundtrip_worst"] if d["roundtrip_worst"] is not None else d["roundtrip"])
+               for d in cuts]
+        ax.errorbar(xs, ys, yerr=[low, [0.0] * len(cuts)], marker="o", capsize=3, label=arm["name"])
+    ax.set_xscale("log")
+    ax.set_xlabel("data items, all stages (log)")
+    ax.set_ylabel("round trip, held-out media (mean; bar: worst seed)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or "accuracy against data")
+    fig.tight_layout()
+    return _done(fig)

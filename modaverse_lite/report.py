@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, compare, files, zoo
+from . import bench, claim, compare, files, zoo
 from .dataset import build_world_dataset
 from .evaluate import linear_probe
 from .profiles import Profile, get_profile
@@ -35,6 +35,8 @@ END = "<!-- measured:end -->"
 COMPARE_BEGIN = ("<!-- compare:begin — written by `python -m modaverse_lite bench compare --write`; do not edit by "
                  "hand -->")
 COMPARE_END = "<!-- compare:end -->"
+CLAIM_BEGIN = "<!-- claim:begin — written by `python -m modaverse_lite bench claim --write`; do not edit by hand -->"
+CLAIM_END = "<!-- claim:end -->"
 #: What the tiny profile must reach on its *worst* seed (``bench seeds``), and the most training time per seed.
 TARGETS = {"val_routing": 0.99, "val_exact": 0.97, "val_pair_exact_min": 0.90, "unseen_exact": 0.90,
            "phrasing_exact": 0.80, "train_seconds": 180.0}
@@ -219,8 +221,42 @@ def write_compare(result: dict, readme: str | os.PathLike = "README.md",
     """Add the ``machine`` to a ``bench compare`` result, write it to ``json_path`` (without loss histories) and
     its tables into ``readme``; returns what was written."""
     written = {**compare.without_curves(result), "machine": machine()}
+    _write_block(written, render_compare(written), readme, json_path, COMPARE_BEGIN, COMPARE_END)
+    return written
+
+
+def _write_block(written: dict, block: str, readme, json_path, begin: str, end: str) -> None:
     readme = Path(readme)
-    new = replace_table(readme.read_text(encoding="utf-8"), render_compare(written), COMPARE_BEGIN, COMPARE_END)
+    new = replace_table(readme.read_text(encoding="utf-8"), block, begin, end)
     files.write_text(Path(json_path), json.dumps(written, indent=2, sort_keys=True) + "\n")
     files.write_text(readme, new)
+
+
+# ---- the paper's claim (``bench claim --write``) ------------------------------------------------------------------
+def render_claim(result: dict) -> str:
+    """The README's claim tables (markdown) for a ``bench claim`` result with its ``machine``: each arm at its best
+    rate, the data cuts, the stages, then every rate of every sweep."""
+    mach, config = result["machine"], result["config"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
+    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
+            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, the "
+            f"`{result['preset']}` budget: {config['steps']} instruction steps of batch {config['batch_size']} "
+            f"(three-stage arms: {config['caption_steps']} + {config['decoding_steps']} steps before them), seeds "
+            f"{' / '.join(map(str, config['seeds']))}, {config['eval_items']} records per output modality and split "
+            f"in the round trip, {len(result['arms'])} arms × {len(config['lr_factors'])} learning rates × "
+            f"{len(config['seeds'])} seeds plus {len(config['data_sizes'])} data cuts in "
+            f"{result['seconds'] / 60:.1f} min. One run of `python -m modaverse_lite bench claim --write`; mean "
+            "over the seeds, worst seed in brackets.")
+    return "\n".join([head, "", *_markdown(claim.table(result)), "", "Data efficiency (each arm at its best rate):",
+                      "", *_markdown(claim.data_table(result)), "", "What trains in each stage (first seed):", "",
+                      *_markdown(claim.stage_table(result)), "", "Every learning rate of every sweep:", "",
+                      *_markdown(claim.sweep_table(result))])
+
+
+def write_claim(result: dict, readme: str | os.PathLike = "README.md",
+                json_path: str | os.PathLike = "docs/claim.json") -> dict:
+    """Add the ``machine`` to a ``bench claim`` result, write it to ``json_path`` (without loss histories) and its
+    tables into ``readme``; returns what was written."""
+    written = {**claim.without_curves(result), "machine": machine()}
+    _write_block(written, render_claim(written), readme, json_path, CLAIM_BEGIN, CLAIM_END)
     return written

@@ -153,3 +153,29 @@ def test_saved_loaded_generated_and_dispatched(hub_runs, hub_data, tmp_path):
     assert media.load_audio(sound, sample_rate=16_000).shape[0] >= 15_000  # 1 s at AudioLDM 2's 16 kHz
     [clip] = tmp_path.glob("video-*.mp4")
     assert media.load_video(clip, frames=4).shape[0] == 4
+
+
+def test_nextgpt_latent_side_reads_the_hub_pipelines_own_text_encoders(hub_data):
+    """Notebook 05 on the gpu profile: the latent targets come from sd-turbo's, AudioLDM 2's and text-to-video-ms's
+    own text encoders (their real widths), the model trains a step on Qwen's shape and decodes an answer."""
+    from modaverse_lite.encode import record_features
+    from modaverse_lite.latent import Conditioning, build_latent_model, world_captions
+
+    conditioning = Conditioning(HUB)
+    widths = {m: conditioning.pipeline(m).text_encoder.config for m in ("image", "video")}
+    for m in ("image", "video"):
+        assert conditioning.shapes(m)["prompt_embeds"][1] == widths[m].hidden_size
+    audio = conditioning.pipeline("audio")
+    assert conditioning.shapes("audio") == {
+        "prompt_embeds": conditioning.shapes("audio")["prompt_embeds"],
+        "generated_prompt_embeds": (8, audio.language_model.config.n_embd)}
+    assert conditioning.shapes("audio")["prompt_embeds"][1] == audio.text_encoder_2.config.d_model
+    model = build_latent_model(HUB, seed=0, conditioning=conditioning)
+    records = [r for r in read_records(hub_data) if r.split == "train" and r.target.modality != "text"][:3]
+    features, rows = record_features(records, hub_data, HUB, progress=False)
+    loss = model.loss(model.examples(records, rows), features)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(q.grad is not None for q in model.outputs[records[0].target.modality].parameters())
+    decoded = model.decode(model.examples(records, rows, with_targets=False), features, max_new_tokens=6)
+    assert len(decoded) == 3 and all(d.modality is None or d.caption in world_captions(d.modality) for d in decoded)
