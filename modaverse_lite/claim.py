@@ -328,11 +328,39 @@ def stage_table(result: dict) -> list[dict]:
     return rows
 
 
-def curve(arm: dict) -> list[tuple[float, float]]:
-    """(training seconds, periodic round trip) of the arm's first seed at its best rate."""
-    run = next(s for s in arm["sweep"] if s["lr"] == arm["best_lr"])["runs"][0]
-    return [(e["seconds"], e["roundtrip"]) for e in run["evals"]]
+#: The claim and its two factors, each as (question, arm A, arm B): A differs from B in one thing only, but for
+#: the first row, which is the paper's comparison itself.
+CONTRASTS = (
+    ("the claim: ModaVerse against NExT-GPT", "modaverse", "nextgpt"),
+    ("the output design alone, one stage", "modaverse", "latent-one"),
+    ("the output design alone, three stages", "meta-three", "nextgpt"),
+    ("the schedule alone, meta-response", "modaverse", "meta-three"),
+    ("the schedule alone, latent output", "latent-one", "nextgpt"),
+)
 
 
-__all__ = ["ARMS", "Arm", "ClaimConfig", "curve", "data_table", "find", "run", "select", "stage_table", "stages",
-           "summary", "sweep_table", "table", "train_one", "without_curves"]
+def contrasts(result: dict) -> list[dict]:
+    """``CONTRASTS`` read off a result (rows whose arms the run left out are skipped): for A and B at their best
+    rates, round trip and unseen round trip (mean over seeds), training seconds, seconds to the target and data
+    items, each as "A | B"; and the round trip of both on the smallest data cut."""
+    rows = []
+    for question, x, y in CONTRASTS:
+        a, b = find(result, x), find(result, y)
+        if a is None or b is None:
+            continue
+        small = a["data"][0], b["data"][0]
+
+        def both(key: str, score: bool = False, pair: tuple = (a["best"], b["best"])) -> str:
+            cells = ["–" if s[key] is None else _fmt(s[key]) if score else f"{s[key]:g}" for s in pair]
+            return " | ".join(cells)
+
+        rows.append({"question": question, "A | B": f"{x} | {y}", "round trip": both("roundtrip", True),
+                     "unseen round trip": both("unseen_roundtrip", True), "train s": both("train_seconds"),
+                     f"s to {result['config']['target']:.2f}": both("seconds_to_target"),
+                     "data items": both("data"),
+                     f"round trip, {small[0]['records']} records": both("roundtrip", True, small)})
+    return rows
+
+
+__all__ = ["ARMS", "Arm", "CONTRASTS", "ClaimConfig", "contrasts", "data_table", "find", "run", "select",
+           "stage_table", "stages", "summary", "sweep_table", "table", "train_one", "without_curves"]

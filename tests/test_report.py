@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from modaverse_lite import report
+from modaverse_lite import claim, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,3 +64,12 @@ def test_the_readme_shows_what_docs_compare_json_holds():
     assert report.replace_table(readme, table, report.COMPARE_BEGIN, report.COMPARE_END) == readme, (
         "the README's comparison tables differ from docs/compare.json: run `python -m modaverse_lite bench compare "
         "--write`")
+
+
+def test_the_readme_shows_what_docs_claim_json_holds():
+    result = json.loads((ROOT / "docs" / "claim.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert result["preset"] == "full" and [a["name"] for a in result["arms"]] == [a.name for a in claim.ARMS]
+    table = report.render_claim(result)
+    assert report.replace_table(readme, table, report.CLAIM_BEGIN, report.CLAIM_END) == readme, (
+        "the README's claim tables differ from docs/claim.json: run `python -m modaverse_lite bench claim --write`")
