@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import world
-from .instructions import EDIT_KINDS, EDIT_PAIRS, EDIT_TEMPLATES, HELD_OUT, MODALITIES, TEMPLATES
+from .instructions import DEMO_PAIRS, EDIT_KINDS, EDIT_PAIRS, EDIT_TEMPLATES, HELD_OUT, MODALITIES, TEMPLATES
 from .records import Record, Target
 
 #: A quarter turn clockwise on screen (y grows downwards): moving up becomes moving right.

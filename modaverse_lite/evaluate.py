@@ -130,9 +130,9 @@ def summarise(records, predictions: list[str]) -> dict:
 
 
 def _segment_means(rows: list[dict]) -> dict:
-    n = len(rows)
+    n, k = len(rows), len(rows[0]["segments"])
     return {"n": n, "exact": round(sum(r["exact"] for r in rows) / n, 4),
-            "segment_exact": [round(sum(r["segments"][k] for r in rows) / n, 4) for k in range(len(rows[0]["segments"]))]}
+            "segment_exact": [round(sum(r["segments"][j] for r in rows) / n, 4) for j in range(k)]}
 
 
 def metrics_table(summary: dict, key: str = "per_pair") -> list[dict]:
