@@ -28,6 +28,9 @@ from . import world
 from .instructions import DEMO_PAIRS, EDIT_KINDS, EDIT_PAIRS, EDIT_TEMPLATES, HELD_OUT, MODALITIES, TEMPLATES
 from .records import Record, Target
 
+__all__ = ["CLOCKWISE", "DEMO_PAIRS", "OPPOSITE", "TWO_OUTPUTS", "combine", "demo_record", "edit", "edit_values",
+           "involves_unseen", "outputs"]  # DEMO_PAIRS: instructions' list of the demo pairs, for the notebooks
+
 #: A quarter turn clockwise on screen (y grows downwards): moving up becomes moving right.
 CLOCKWISE = {"up": "right", "right": "down", "down": "left", "left": "up"}
 OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}
