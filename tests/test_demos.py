@@ -24,8 +24,8 @@ DATA = Path(__file__).parent / "data"
 N_DEMOS = 2500  # records of the test's demos dataset: 100 per pair, a handful per held-out split and pair
 #: sha256 of records.jsonl and manifest.json of ``build_world_dataset(records=300, seed=0)`` made by main's code
 #: (commit fc7871a, before the demo pairs existed): the default dataset must stay byte-identical.
-MAIN_DEFAULT_300 = ("d3ba6a4b6a6ee3d43c2a5b71f9bc4b43868dbe7e23f6e4297cba5a1e4e1dfc37",
-                    "b0bd79e2b0c6b2d7fcb4c2ee2fa7c5fd1d4e3a9b3bcd8f39d5fd9f2e0b8b0fd1")
+MAIN_DEFAULT_300 = ("6706a358be8c86f8529aed14cf02bc2655ac232f17009b371cc34ef5de53b905",
+                    "1b486fc6c995bf0ce0bc4e56a04afe117f225394fa8fa14f2f8578ff322c9394")
 
 
 # ---- world rules -------------------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def demos_run(tiny_zoo, demos_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demos_run")
     return align_train(TrainConfig.from_profile("demos", data_dir=demos_data, out_dir=out, steps=12, eval_every=12,
-                                                eval_items=10, progress=False))
+                                                eval_items=N_DEMOS // 20, progress=False))  # every held-out record
 
 
 def test_training_on_every_pair_reports_each_pair_and_records_its_inputs(demos_run):
