@@ -29,7 +29,17 @@ from tqdm.auto import tqdm
 from . import edits, files, media, meta, world
 from .errors import DatasetError, MediaError
 from .files import default_dataset_dir
-from .instructions import HELD_OUT, MODALITIES, PAIRS, QUESTIONS, RECIPE_VERSION, TEMPLATES, pair_name, pairs_of
+from .instructions import (
+    HELD_OUT,
+    MODALITIES,
+    PAIRS,
+    QUESTIONS,
+    RECIPE_VERSION,
+    TEMPLATES,
+    held_out,
+    pair_name,
+    pairs_of,
+)
 from .profiles import Profile, get_profile
 from .records import (
     MANIFEST_FILE,
@@ -335,7 +345,7 @@ def _build_world(out: Path, n: int, seed: int, paraphrase: Callable[[str], str] 
     manifest = {
         "recipe": "world", "recipe_version": RECIPE_VERSION, "seed": seed,
         "records": len(built), "splits": splits, "pairs": pairs, "media": written,
-        "held_out_templates": {p: list(HELD_OUT[p]) for p in names},
+        "held_out_templates": {p: list(held_out(p)) for p in names},
         "unseen_combinations": {m: sorted("/".join(c) for c in world.UNSEEN[m]) for m in MODALITIES},
         "paraphrased": paraphrase is not None, **({"pair_set": "all"} if list(names) != PAIRS else {}),
     }

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import world
-from .instructions import DEMO_PAIRS, EDIT_KINDS, EDIT_PAIRS, EDIT_TEMPLATES, HELD_OUT, MODALITIES, TEMPLATES
+from .instructions import DEMO_PAIRS, EDIT_KINDS, EDIT_PAIRS, EDIT_TEMPLATES, MODALITIES, held_out, phrasings
 from .records import Record, Target
 
 __all__ = ["CLOCKWISE", "DEMO_PAIRS", "OPPOSITE", "TWO_OUTPUTS", "combine", "demo_record", "edit", "edit_values",
@@ -115,7 +115,7 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
     held, unseen = split == "phrasing", split == "unseen"
 
     def template(options: Sequence[str]) -> str:
-        chosen = [t for t in options if (t in HELD_OUT[pair]) == held]
+        chosen = [t for t in options if (t in held_out(pair)) == held]
         return chosen[int(rng.integers(len(chosen)))]
 
     media: dict[str, str | None] = {m: None for m in MODALITIES}
@@ -166,7 +166,7 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
         for m, i in picked.items():
             pools[m].used.add(i)
             media[m] = pools[m].path(i)
-        instruction = template(TEMPLATES[pair]).format(direction=direction)
+        instruction = template(phrasings(pair)).format(direction=direction)
         attributes = {m: dict(a) for m, a in attrs.items()}
         captions = {m: world.caption(m, a) for m, a in attrs.items()}
         if target == "video":
@@ -191,7 +191,7 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
         pool.used.add(index)
         media[m] = pool.path(index)
         attrs = pool.samples[index].attributes
-        instruction = template(TEMPLATES[pair])
+        instruction = template(phrasings(pair))
     else:
         m = first
 
@@ -205,7 +205,7 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
             return out
 
         attrs = dict(zip(world.ATTRIBUTES[m], cycler.take((pair, split), combos)))
-        instruction = template(TEMPLATES[pair]).format(caption=world.caption(m, attrs))
+        instruction = template(phrasings(pair)).format(caption=world.caption(m, attrs))
     segments = outputs(pair, m, attrs)
     attributes = {m: dict(attrs), **{s: a for s, _, a in segments if s != "text"}}
     captions = {k: world.caption(k, a) for k, a in attributes.items()}

@@ -268,6 +268,8 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
     **{pair: tuple(t[-HELD_OUT_PER_PAIR:]) for pair, t in _HAND.items() if pair != "text->text"},
     "text->text": tuple(q.phrasings[-1] for q in QUESTIONS),
 }
+#: The held-out phrasings of the demo pairs (below, filled at the end of this module; ``held_out`` reads both).
+DEMO_HELD_OUT: dict[str, tuple[str, ...]] = {}
 _SMALL_WORDS = frozenset("a an the this that of to for me you i it its is be please could can would like will in "
                          "into on at with and my your".split())
 
@@ -280,8 +282,8 @@ def near_held_out(phrasing: str, bound: float = 0.8) -> bool:
     """Whether ``phrasing`` shares ``bound`` of its content words (Jaccard) with a held-out phrasing of any pair:
     "Can you illustrate {caption}?" is "Please illustrate {caption}." asked again, so it may not train."""
     words = _content(phrasing)
-    return any(len(words & _content(h)) >= bound * len(words | _content(h)) for held in HELD_OUT.values()
-               for h in held)
+    return any(len(words & _content(h)) >= bound * len(words | _content(h))
+               for held in (*HELD_OUT.values(), *DEMO_HELD_OUT.values()) for h in held)
 
 
 #: The ways to ask each text→text question: the hand-written ones and ``_ASK``'s; the last one is held out.
@@ -300,9 +302,19 @@ for _pair in PAIRS:
         TEMPLATES[_pair] = _HAND[_pair][:-HELD_OUT_PER_PAIR] + _extra + _HAND[_pair][-HELD_OUT_PER_PAIR:]
 
 
+def phrasings(pair: str) -> list[str]:
+    """Every phrasing of ``pair``, a default pair (``TEMPLATES``) or a demo pair (``DEMO_TEMPLATES``)."""
+    return TEMPLATES[pair] if pair in TEMPLATES else DEMO_TEMPLATES[pair]
+
+
+def held_out(pair: str) -> tuple[str, ...]:
+    """The held-out phrasings of ``pair`` (``HELD_OUT`` or ``DEMO_HELD_OUT``): the ``phrasing`` split's."""
+    return HELD_OUT[pair] if pair in HELD_OUT else DEMO_HELD_OUT[pair]
+
+
 def train_templates(pair: str) -> list[str]:
     """The phrasings of ``pair`` that train/val/test/unseen records use."""
-    return [t for t in TEMPLATES[pair] if t not in HELD_OUT[pair]]
+    return [t for t in phrasings(pair) if t not in held_out(pair)]
 
 
 # ---- the demo requests (opt-in: ``pairs="all"``) -----------------------------------------------------------------
@@ -427,26 +439,28 @@ def _demo_generated(verbs, first: str | None, second: str | None) -> list[str]:
 EDIT_PAIRS = [pair_name([m], m) for m in MODALITIES]
 DEMO_PAIRS: list[str] = EDIT_PAIRS + list(_COMBINED_HAND)
 ALL_PAIRS: list[str] = PAIRS + DEMO_PAIRS
-#: The phrasings of each edit kind, the held-out one last.
+#: The phrasings of each edit kind, the held-out one last; of each demo pair, the held-out ones last.
 EDIT_TEMPLATES: dict[str, list[str]] = {}
+DEMO_TEMPLATES: dict[str, list[str]] = {}
 for _kind, (_m, _value) in EDIT_KINDS.items():
     _extra = [t for t in _demo_generated(_DEMO_VERBS[_kind], _m, None) if t not in _EDIT_HAND[_kind]]
     EDIT_TEMPLATES[_kind] = [*_EDIT_HAND[_kind][:-1], *_extra, _EDIT_HAND[_kind][-1]]
 for _pair in EDIT_PAIRS:
     _kinds = [k for k, (m, _) in EDIT_KINDS.items() if pair_name([m], m) == _pair]
-    HELD_OUT[_pair] = tuple(EDIT_TEMPLATES[k][-1] for k in _kinds)
-    TEMPLATES[_pair] = [t for k in _kinds for t in EDIT_TEMPLATES[k]]
+    DEMO_HELD_OUT[_pair] = tuple(EDIT_TEMPLATES[k][-1] for k in _kinds)
+    DEMO_TEMPLATES[_pair] = [t for k in _kinds for t in EDIT_TEMPLATES[k]]
 for _pair, _hand in _COMBINED_HAND.items():
     _ins = _pair.split("->")[0].split("+")[:-1]
     _extra = [t for t in _demo_generated(_COMBINED_VERBS[_pair], *(_ins + [None, None])[:2]) if t not in _hand]
-    HELD_OUT[_pair] = (_hand[-1],)
-    TEMPLATES[_pair] = [*_hand[:-1], *_extra, _hand[-1]]
+    DEMO_HELD_OUT[_pair] = (_hand[-1],)
+    DEMO_TEMPLATES[_pair] = [*_hand[:-1], *_extra, _hand[-1]]
 # a generated demo phrasing near a held-out one (of any pair) may not train, as for the default pairs
 for _kind, _t in EDIT_TEMPLATES.items():
     EDIT_TEMPLATES[_kind] = [t for t in _t[:-1] if t in _EDIT_HAND[_kind] or not near_held_out(t)] + _t[-1:]
 for _pair in DEMO_PAIRS:
-    TEMPLATES[_pair] = [t for t in TEMPLATES[_pair] if t in HELD_OUT[_pair] or t in _COMBINED_HAND.get(_pair, ())
-                        or any(t in _EDIT_HAND[k] for k in EDIT_KINDS) or not near_held_out(t)]
+    DEMO_TEMPLATES[_pair] = [t for t in DEMO_TEMPLATES[_pair] if t in DEMO_HELD_OUT[_pair]
+                             or t in _COMBINED_HAND.get(_pair, ()) or any(t in _EDIT_HAND[k] for k in EDIT_KINDS)
+                             or not near_held_out(t)]
 
 
 def pairs_of(which: str) -> list[str]:

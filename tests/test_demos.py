@@ -87,7 +87,7 @@ def test_the_demo_pairs_are_opt_in_and_their_phrasings_held_out():
                                             "image+text->text+audio"}
     for pair in instructions.DEMO_PAIRS:
         train = instructions.train_templates(pair)
-        assert train and instructions.HELD_OUT[pair] and not set(train) & set(instructions.HELD_OUT[pair])
+        assert train and instructions.held_out(pair) and not set(train) & set(instructions.held_out(pair))
         assert not [t for t in train if instructions.near_held_out(t)], pair
     with pytest.raises(ValueError, match="default"):
         instructions.pairs_of("some")
@@ -130,7 +130,7 @@ def _filled_from(template: str, instruction: str) -> dict[str, str] | None:
 
 
 def _template(r: Record) -> tuple[str, dict[str, str]]:
-    found = [(t, v) for t in instructions.TEMPLATES[r.pair] if (v := _filled_from(t, r.instruction)) is not None]
+    found = [(t, v) for t in instructions.phrasings(r.pair) if (v := _filled_from(t, r.instruction)) is not None]
     assert found, (r.pair, r.instruction)
     return found[0]
 
@@ -139,7 +139,7 @@ def _check_rule(r: Record) -> None:
     """Recompute a demo record's target from its inputs' attributes and its instruction."""
     ins = r.inputs
     template, values = _template(r)
-    assert (template in instructions.HELD_OUT[r.pair]) == (r.split == "phrasing"), (r.id, template)
+    assert (template in instructions.held_out(r.pair)) == (r.split == "phrasing"), (r.id, template)
     if r.pair in instructions.EDIT_PAIRS:
         (m,) = ins
         kind = instructions.edit_kind(template)
