@@ -387,3 +387,10 @@ def test_the_demo_takes_an_image_and_a_sound_in_one_request(tmp_path):
     assert list(asked[-1]) == ["image", "audio"] and demo.error == "stop here"
     demo.upload = SimpleNamespace(value=(eight[1], {"name": "c.png", "content": memoryview(png.read_bytes())}))
     assert demo.ask() is None and "two image uploads" in demo.error
+
+
+def test_the_readme_lists_every_pair_and_leaves_the_demos_figures_to_a_command():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `([^`]+)` \|", readme, re.M)
+    assert [p for p in listed if "->" in p] == instructions.ALL_PAIRS
+    assert "<!-- demos:figures -->" in readme and "bench seeds --profile demos" in readme
