@@ -10,7 +10,7 @@ One import for the whole road::
 These names are the public API (the notebooks use no others); each lives in the module named after its idea.
 """
 
-from . import claim, compare, latent, media, plots, world
+from . import claim, compare, edits, media, plots, world
 from .assistant import Assistant, default_checkpoint, world_example
 from .dataset import build_from_captions, build_world_dataset, default_dataset
 from .dispatch import registry_for
@@ -40,8 +40,10 @@ __all__ = [
     "answer", "score_one", "metrics_table",
     # the alignment families, compared (compare.run, compare.METHODS, compare.CompareConfig, compare.table)
     "compare",
-    # the paper's claim: one stage against NExT-GPT's three (claim.run, claim.ARMS; its output side: latent)
-    "claim", "latent",
+    # the demo requests' world rules: edits, two media in, two outputs out (edits.edit, combine, outputs)
+    "edits",
+    # the paper's claim: one stage against NExT-GPT's three (claim.run, claim.ARMS, claim.latent_targets)
+    "claim",
     # the meta-response, dispatch and the assistant
     "format_meta", "parse", "registry_for", "Assistant", "default_checkpoint", "world_example",
     "roundtrip_eval", "roundtrip_table", "reply_table", "generator_table", "demo",

@@ -39,8 +39,9 @@ def cmd_probe(args) -> int:
 
 def cmd_data(args) -> int:
     if args.data_command == "build":
-        records = args.records if args.records is not None else get_profile(args.profile).dataset_records
-        summary = build_world_dataset(args.out, records=records, seed=args.seed)
+        profile = get_profile(args.profile)
+        records = args.records if args.records is not None else profile.dataset_records
+        summary = build_world_dataset(args.out, records=records, seed=args.seed, pairs=profile.pairs)
         _print(summary, args.json)
         return 0
     if args.data_command == "from-folder":
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("data", help="build or check an instruction dataset")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    b = dsub.add_parser("build", help="build the default dataset from the synthetic world")
+    b = dsub.add_parser("build", help="build the default dataset from the synthetic world (the demos profile: every "
+                                      "pair, edits and two-medium and two-output requests included)")
     b.add_argument("--profile", default="auto")
     b.add_argument("--out", required=True)
     b.add_argument("--seed", type=int, default=0)
@@ -215,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("instruction")
     p.add_argument("--checkpoint", required=True)
     for m in ("image", "audio", "video"):
-        p.add_argument(f"--{m}", default=None, help=f"an input {m} file")
+        p.add_argument(f"--{m}", default=None, help=f"an input {m} file (two media at once, e.g. --image F --audio G, "
+                                                    f"for a checkpoint trained on them: the demos profile)")
     p.add_argument("--out", default="runs/outputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""The any-to-any assistant: an instruction (and at most one medium) in, text and media files out.
+"""The any-to-any assistant: an instruction (and its media) in, text and media files out.
 
 Every part of the road has its own module; this one only walks it, once per request::
 
@@ -17,9 +17,12 @@ Every part of the road has its own module; this one only walks it, once per requ
 
 Media inputs are a path, or an array in this package's convention (``media.py``): an image ``(H, W, 3)`` uint8
 (or a PIL image), a video ``(T, H, W, 3)`` uint8, audio ``(n,)`` float32 — audio arrays are taken to be at the
-world's rate, ``world.SAMPLE_RATE`` (16 kHz), unless given as an ``(array, rate)`` pair. The model was trained on
-instructions with at most one medium, so a request with two is refused (``MediaError`` naming both) rather than
-silently dropping one. A missing or corrupt file raises ``MediaError`` naming it.
+world's rate, ``world.SAMPLE_RATE`` (16 kHz), unless given as an ``(array, rate)`` pair. Several media go in one
+request (``assistant(text, image=..., audio=...)``), each in its own ``<Media> … </Media>`` block, in the pair's
+order (image, audio, video), as training spliced them. The checkpoint knows which media it was trained on
+(``trained_inputs``): a request with a medium, or a combination of media, it never saw is refused with a
+``MediaError`` naming it, rather than answered blind or with one medium silently dropped. A missing or corrupt
+file raises ``MediaError`` naming it.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class Reply:
     parsed: MetaResponse
     outputs: list[Output]
     seconds: float
-    medium: str | None = None  # the modality of the input medium, None for a text-only instruction
+    medium: str | None = None  # the input media's modalities ("image", "image+audio"), None for text only
     caveats: tuple[str, ...] = ()  # what to keep in mind about every answer of this model (TINY_CAVEAT)
 
     @property
@@ -156,6 +159,9 @@ class Assistant:
         self.registry = registry if registry is not None else registry_for(self.profile)
         self.dispatcher = Dispatcher(self.registry, out_dir)
         self.max_new_tokens = int(max_new_tokens or self.profile.train.max_new_tokens)
+        #: the media combinations the checkpoint was trained on ("image", "image+audio", …); a checkpoint older than
+        #: this record was trained on each medium alone
+        self.trained_inputs = list(self.info.get("inputs") or [m for m in MEDIA if m in trained])
 
     @property
     def out_dir(self) -> Path:
@@ -170,28 +176,46 @@ class Assistant:
         return encode([item], modality, self.profile, cache=False, source_rate=rate, progress=False,
                       kind=getattr(self.model.projections, "features", "pooled"))  # what the input side reads
 
-    def meta_response(self, instruction: str, modality: str | None = None, features=None) -> str:
-        """The LLM's raw answer to one instruction, with the features of its medium if it has one."""
-        example = self.model.tokenize(instruction, modality, 0 if modality else -1)
-        table = {modality: features} if modality else {}
+    def meta_response(self, instruction: str, modality: str | None = None, features=None,
+                      more: dict | None = None) -> str:
+        """The LLM's raw answer to one instruction, with the features of its medium if it has one (``more``: the
+        features of later media, by modality, spliced in after it in that order)."""
+        more = dict(more or {})
+        example = self.model.tokenize(instruction, modality, 0 if modality else -1,
+                                      more=tuple((m, 0) for m in more))
+        table = {modality: features, **more} if modality else {}
         return self.model.generate([example], table, self.max_new_tokens)[0]
 
+    def check_media(self, modalities: list[str]) -> None:
+        """Refuse media this checkpoint was never trained on: MediaError naming the medium (or the combination)."""
+        trained = self.trained_inputs
+        for m in modalities:
+            if not any(m in t.split("+") for t in trained):
+                raise MediaError(f"{self.checkpoint} was never trained on a {m} input (it was trained on "
+                                 f"{', '.join(trained) or 'text only'}); ask without the {m}, or train on a dataset "
+                                 f"with {m} records")
+        combination = "+".join(modalities)
+        if len(modalities) > 1 and combination not in trained:
+            raise MediaError(f"{self.checkpoint} was never trained on {' and '.join(modalities)} together (it was "
+                             f"trained on {', '.join(trained)}); pass one medium, or use a checkpoint trained with "
+                             f"every pair (the 'demos' profile)")
+
     def __call__(self, instruction: str, image=None, audio=None, video=None, seed: int = 0) -> Reply:
-        """Answer ``instruction`` about at most one medium; media answers are written under ``out_dir``."""
+        """Answer ``instruction`` about its media (none, one, or a combination the checkpoint was trained on);
+        media answers — every segment of the answer — are written under ``out_dir``."""
         start = time.perf_counter()
         if not isinstance(instruction, str) or not instruction.strip():
             raise ModaVerseError(f"an instruction must be a non-empty string, got {instruction!r}")
         given = {m: v for m, v in (("image", image), ("audio", audio), ("video", video)) if v is not None}
-        if len(given) > 1:
-            raise MediaError(f"got {' and '.join(given)} at once; the model was trained on instructions with at "
-                             f"most one medium: pass only one of image=, audio=, video=")
-        modality = next(iter(given), None)
-        features = self.features(modality, given[modality]) if modality else None
-        text = self.meta_response(instruction.strip(), modality, features)
+        self.check_media(list(given))
+        features = {m: self.features(m, v) for m, v in given.items()}
+        first = next(iter(given), None)
+        text = self.meta_response(instruction.strip(), first, features.pop(first, None), features)
         parsed = meta.parse(text)
         outputs = self.dispatcher(parsed, seed=seed)
-        caveats = (TINY_CAVEAT,) if self.profile.name == "tiny" else ()
-        return Reply(instruction, text, parsed, outputs, time.perf_counter() - start, modality, caveats)
+        caveats = (TINY_CAVEAT,) if self.profile.name in ("tiny", "demos") else ()
+        return Reply(instruction, text, parsed, outputs, time.perf_counter() - start, "+".join(given) or None,
+                     caveats)
 
     def __repr__(self) -> str:
         return (f"Assistant(checkpoint={str(self.checkpoint)!r}, profile={self.profile.name!r}, "

@@ -45,7 +45,7 @@ from .dataset import default_dataset
 from .encode import record_features
 from .errors import ProfileError
 from .evaluate import attribute_probes
-from .latent import Conditioning, build_latent_model
+from .latent import Conditioning, build_latent_model, conditioning_checkpoint, signal_tokens, world_captions
 from .model import build_model
 from .profiles import Profile, get_profile
 from .records import read_records
@@ -256,6 +256,30 @@ def run(profile: str | Profile = "tiny", arms=None, config: ClaimConfig | None =
             "seconds": round(time.perf_counter() - began, 1), "threads": _training_threads(p)}
 
 
+# ---- what the latent side aims at (notebook 05) --------------------------------------------------------------------
+def latent_targets(profile: str | Profile = "tiny", conditioning: Conditioning | None = None) -> list[dict]:
+    """One row per output modality: the generator whose text encoder sets the latent target, the signal tokens
+    and the conditioning's parts and shapes."""
+    conditioning = conditioning or Conditioning(profile)
+    return [{"output": m, "generator whose text encoder sets the target": conditioning_checkpoint(profile, m),
+             "signal tokens": " ".join(signal_tokens(m)),
+             "conditioning": ", ".join(f"{k} {tuple(v)}" for k, v in conditioning.shapes(m).items())}
+            for m in MEDIA]
+
+
+def drawn_from_conditioning(profile: str | Profile = "tiny", modality: str = "image", index: int = 0,
+                            conditioning: Conditioning | None = None, steps: int = 2) -> tuple[str, object]:
+    """(caption, output): world caption ``index`` of ``modality``, drawn by the profile's diffusers pipeline from
+    its conditioning alone (``prompt_embeds``, no prompt): how a predicted conditioning reaches a generator."""
+    conditioning = conditioning or Conditioning(profile)
+    caption = world_captions(modality)[index]
+    pipe = conditioning.pipeline(modality)
+    extra = {"num_frames": get_profile(profile).video_frames} if modality == "video" else {}
+    out = pipe(**Conditioning.pipeline_kwargs(conditioning(modality, [caption])), num_inference_steps=steps,
+               output_type="np", **extra)
+    return caption, (out.audios if modality == "audio" else out.frames if modality == "video" else out.images)[0]
+
+
 # ---- tables and curves for the notebook and the README ------------------------------------------------------------
 def find(result: dict, name: str) -> dict | None:
     """The arm called ``name`` in a ``run`` result; None when the run left it out."""
@@ -362,5 +386,6 @@ def contrasts(result: dict) -> list[dict]:
     return rows
 
 
-__all__ = ["ARMS", "Arm", "CONTRASTS", "ClaimConfig", "contrasts", "data_table", "find", "run", "select",
+__all__ = ["ARMS", "Arm", "CONTRASTS", "ClaimConfig", "contrasts", "data_table", "drawn_from_conditioning", "find",
+           "latent_targets", "run", "select",
            "stage_table", "stages", "summary", "sweep_table", "table", "train_one", "without_curves"]

@@ -26,10 +26,20 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import files, media, meta, world
+from . import edits, files, media, meta, world
 from .errors import DatasetError, MediaError
 from .files import default_dataset_dir
-from .instructions import HELD_OUT, MODALITIES, PAIRS, QUESTIONS, RECIPE_VERSION, TEMPLATES, pair_name
+from .instructions import (
+    HELD_OUT,
+    MODALITIES,
+    PAIRS,
+    QUESTIONS,
+    RECIPE_VERSION,
+    TEMPLATES,
+    held_out,
+    pair_name,
+    pairs_of,
+)
 from .profiles import Profile, get_profile
 from .records import (
     MANIFEST_FILE,
@@ -54,18 +64,20 @@ MAX_CAPTION_CHARS = 1000  # a caption of a teacher's table: a prompt and an answ
 
 
 def default_dataset(profile: str | Profile = "auto", seed: int = 0, records: int | None = None) -> Path:
-    """The default world dataset of a profile (``profile.dataset_records`` records), built on first use."""
+    """The default world dataset of a profile (``profile.dataset_records`` records of ``profile.pairs``), built on
+    first use."""
     out = default_dataset_dir(profile, seed, records)
     if not (out / MANIFEST_FILE).exists():
         with files.locked(out, wait=-1, what="dataset"):  # another notebook may be building it: wait for it
             if not (out / MANIFEST_FILE).exists():
-                n = get_profile(profile).dataset_records if records is None else records
-                _build_world(out, int(n), seed, None, True)
+                p = get_profile(profile)
+                n = p.dataset_records if records is None else records
+                _build_world(out, int(n), seed, None, True, pairs_of(p.pairs))
     return out
 
 
-def _counts(records: Sequence[Record]) -> tuple[dict[str, int], dict[str, int]]:
-    pairs = {p: 0 for p in PAIRS}
+def _counts(records: Sequence[Record], names: Sequence[str] = PAIRS) -> tuple[dict[str, int], dict[str, int]]:
+    pairs = {p: 0 for p in names}
     splits = {s: 0 for s in SPLITS}
     for r in records:
         pairs[r.pair] = pairs.get(r.pair, 0) + 1
@@ -127,8 +139,9 @@ def _is_unseen(modality: str, attributes: dict[str, str]) -> bool:
 
 
 def involves_unseen(record: Record) -> bool:
-    """Whether any world object of ``record`` (input, target or the subject of a question) is held out."""
-    return any(m in MODALITIES and _is_unseen(m, a) for m, a in record.attributes.items())
+    """Whether any world object of ``record`` (input, target, an edit's result or the subject of a question) is
+    held out."""
+    return edits.involves_unseen(record)
 
 
 class _Pool:
@@ -173,7 +186,9 @@ _MEDIA_PART = {"train": "train", "val": "val", "test": "test", "phrasing": "test
 
 def _world_record(pair: str, split: str, rng: np.random.Generator, pools: dict[str, _Pool],
                   cycler: _Cycler) -> Record:
-    """One world record of ``pair`` for ``split`` (id left empty)."""
+    """One world record of ``pair`` for ``split`` (id left empty); the demo pairs' come from ``edits.demo_record``."""
+    if pair not in PAIRS:
+        return edits.demo_record(pair, split, rng, pools, cycler)
     inputs_part, target = pair.split("->")
     source = inputs_part.split("+")[0] if "+" in inputs_part else None
     held = split == "phrasing"
@@ -259,19 +274,20 @@ def _make(split: str, pair: str, instruction: str, media_paths: dict[str, str | 
     return Record("", split, pair, instruction, media_paths, target, captions, attributes)
 
 
-def _split_sizes(n: int) -> dict[str, int]:
+def _split_sizes(n: int, pairs: int = len(PAIRS)) -> dict[str, int]:
     """5 % of the records for each held-out split (at least one record per pair each), the rest train."""
-    held = max(round(0.05 * n), len(PAIRS))
+    held = max(round(0.05 * n), pairs)
     sizes = {s: held for s in SPLITS if s != "train"}
     sizes["train"] = n - sum(sizes.values())
-    if sizes["train"] < len(PAIRS):
+    if sizes["train"] < pairs:
         raise DatasetError(f"{n} records are too few: every split needs every pair; "
-                           f"ask for at least {5 * len(PAIRS)} records")
+                           f"ask for at least {5 * pairs} records")
     return {s: sizes[s] for s in SPLITS}
 
 
 def build_world_dataset(out: str | os.PathLike, records: int = 12_000, seed: int = 0,
-                        paraphrase: Callable[[str], str] | None = None, progress: bool = True) -> dict:
+                        paraphrase: Callable[[str], str] | None = None, progress: bool = True,
+                        pairs: str = "default") -> dict:
     """Build the default instruction dataset from the synthetic world into folder ``out``; returns a summary.
 
     ``records`` is how many to write (the profiles' ``dataset_records``). Records are spread evenly over ``PAIRS``
@@ -285,18 +301,24 @@ def build_world_dataset(out: str | os.PathLike, records: int = 12_000, seed: int
     instruction. A call that raises or returns nothing keeps the template's text (counted as
     ``paraphrase_failures``). Determinism then depends on the paraphraser.
 
+    ``pairs``: ``"default"`` (``instructions.PAIRS``, the dataset every measured figure used) or ``"all"``
+    (``instructions.ALL_PAIRS``: the default pairs and the demo requests of ``edits.py`` — edits, two media in,
+    two outputs out). ``"default"`` draws exactly the random numbers it always drew: the same files.
+
     A second writer of ``out`` gets a BusyError; on any error ``out`` is left as it was (module docstring).
     """
     out = Path(out)
-    _split_sizes(int(records))  # too few records: refused before anything is locked or written
+    names = pairs_of(pairs)  # an unknown value: refused before anything is locked or written
+    _split_sizes(int(records), len(names))  # too few records: refused before anything is locked or written
     with files.locked(out, what="dataset"):
-        return _build_world(out, int(records), seed, paraphrase, progress)
+        return _build_world(out, int(records), seed, paraphrase, progress, names)
 
 
-def _build_world(out: Path, n: int, seed: int, paraphrase: Callable[[str], str] | None, progress: bool) -> dict:
-    """``build_world_dataset`` inside the lock, which its caller holds."""
+def _build_world(out: Path, n: int, seed: int, paraphrase: Callable[[str], str] | None, progress: bool,
+                 names: Sequence[str] = PAIRS) -> dict:
+    """``build_world_dataset`` inside the lock, which its caller holds; ``names`` are the pairs to cover."""
     started = time.perf_counter()
-    sizes = _split_sizes(n)
+    sizes = _split_sizes(n, len(names))
     _check_out(out)
 
     pools = {}
@@ -310,22 +332,22 @@ def _build_world(out: Path, n: int, seed: int, paraphrase: Callable[[str], str] 
     failures: list[str] = []
     built: list[Record] = []
     for split, size in sizes.items():
-        order = np.concatenate([rng.permutation(len(PAIRS)) for _ in range(size // len(PAIRS) + 1)])[:size]
+        order = np.concatenate([rng.permutation(len(names)) for _ in range(size // len(names) + 1)])[:size]
         for i, p in enumerate(order):
-            record = _world_record(PAIRS[int(p)], split, rng, pools, cycler)
+            record = _world_record(names[int(p)], split, rng, pools, cycler)
             record.id = f"{split}-{i:05d}"
             record.instruction = _paraphrased(record.instruction, paraphrase, failures)
             built.append(record)
 
     written = {m: 0 for m in MODALITIES}
     jobs = [(m, i) for m in MODALITIES for i in sorted(pools[m].used)]
-    pairs, splits = _counts(built)
+    pairs, splits = _counts(built, names)
     manifest = {
         "recipe": "world", "recipe_version": RECIPE_VERSION, "seed": seed,
         "records": len(built), "splits": splits, "pairs": pairs, "media": written,
-        "held_out_templates": {p: list(t) for p, t in HELD_OUT.items()},
+        "held_out_templates": {p: list(held_out(p)) for p in names},
         "unseen_combinations": {m: sorted("/".join(c) for c in world.UNSEEN[m]) for m in MODALITIES},
-        "paraphrased": paraphrase is not None,
+        "paraphrased": paraphrase is not None, **({"pair_set": "all"} if list(names) != PAIRS else {}),
     }
     with files.atomic_dir(out) as tmp:
         for m, i in tqdm(jobs, desc="writing world media", unit="file", disable=not progress):

@@ -254,7 +254,8 @@ def encode(items, modality: str, profile: str | Profile = "auto", batch_size: in
 def record_features(records, root: str | os.PathLike, profile: str | Profile = "auto", progress: bool = True,
                     kind: str = "pooled"):
     """The features of the records' media, each medium encoded once (and cached), and each record's row:
-    ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record. ``kind``: pooled
+    ``({"image": [N, D], ...}, [(modality, row) | None, ...])`` — None for a text-only record, and a tuple of
+    ``(modality, row)`` pairs (in ``Record.inputs`` order) for a record with several media. ``kind``: pooled
     embeddings or token sequences (``encode``), as the model's input side asks (``ModelConfig.feature_kind``)."""
     _check_kind(kind)
     paths: dict[str, dict[str, tuple[int, Path]]] = {}  # modality -> media path -> (row, file)
@@ -264,11 +265,13 @@ def record_features(records, root: str | os.PathLike, profile: str | Profile = "
         if not inputs:
             rows.append(None)
             continue
-        m = inputs[0]
-        table = paths.setdefault(m, {})
-        if r.media[m] not in table:
-            table[r.media[m]] = (len(table), r.media_path(root, m))  # DatasetError if the path leaves root
-        rows.append((m, table[r.media[m]][0]))
+        found = []
+        for m in inputs:
+            table = paths.setdefault(m, {})
+            if r.media[m] not in table:
+                table[r.media[m]] = (len(table), r.media_path(root, m))  # DatasetError if the path leaves root
+            found.append((m, table[r.media[m]][0]))
+        rows.append(found[0] if len(found) == 1 else tuple(found))
     features = {m: encode([file for _, file in table.values()], m, profile, progress=progress, kind=kind)
                 for m, table in paths.items()}
     return features, rows

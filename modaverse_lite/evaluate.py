@@ -5,6 +5,10 @@
 * **attributes** — for world prompts, the share of attributes right ("a red square" for "a red circle": 1/2);
 * **parse** — the answer is a well-formed meta-response (``meta.parse(...).ok``).
 
+An answer with several segments (``Modality: [TEXT] …`` then ``Modality: [AUDIO] …``) is scored segment by segment
+(``score_answer``): routing and exact count only when *every* segment is right, in order, and no segment is missing
+or extra (the whole answer); ``segments`` holds each segment's exact. A one-segment target scores as above.
+
 Reported overall, per input→output pair and per split (the ``unseen`` split holds attribute combinations never
 seen in training; ``phrasing`` holds instruction phrasings never seen in training).
 
@@ -43,23 +47,51 @@ def _attribute_score(target_prompt: str, predicted_prompt: str) -> float | None:
     return sum(guess[k] == v for k, v in truth[1].items()) / len(truth[1])
 
 
+def _segment_score(target_modality: str, target_prompt: str, segment) -> dict[str, float | None]:
+    """Routing, exact and attributes of one answered segment (``meta.Segment``, or None when it is missing)."""
+    routed = segment is not None and segment.modality == target_modality
+    exact = routed and _norm(segment.prompt) == _norm(target_prompt)
+    attrs = _attribute_score(target_prompt, segment.prompt) if routed else (
+        0.0 if world.parse_caption(target_prompt) else None)
+    return {"routing": float(routed), "exact": float(exact), "attributes": attrs}
+
+
 def score_one(target_modality: str, target_prompt: str, prediction: str) -> dict[str, float | None]:
     """The four metrics for one answer (``attributes`` is None when they do not apply)."""
     parsed = meta.parse(prediction)
-    routed = parsed.modality == target_modality
-    exact = routed and _norm(parsed.prompt) == _norm(target_prompt)
-    attrs = _attribute_score(target_prompt, parsed.prompt) if routed else (
-        0.0 if world.parse_caption(target_prompt) else None)
-    return {"routing": float(routed), "exact": float(exact), "attributes": attrs, "parse": float(parsed.ok)}
+    return {**_segment_score(target_modality, target_prompt, parsed.segments[0]), "parse": float(parsed.ok)}
+
+
+def score_answer(segments, prediction: str) -> dict:
+    """The metrics of an answer against target ``segments`` (``[(modality, prompt), ...]``): ``score_one`` for one
+    segment; for several, each segment's scores and the whole answer's — ``routing`` / ``exact`` are 1 only when
+    every segment is right, in order, with none missing or extra; ``attributes`` is the mean over the segments
+    that have them; ``segments`` lists each segment's exact."""
+    segments = [tuple(s) for s in segments]
+    if len(segments) == 1:
+        return score_one(*segments[0], prediction)
+    parsed = meta.parse(prediction)
+    got = parsed.segments
+    each = [_segment_score(m, p, got[k] if k < len(got) else None) for k, (m, p) in enumerate(segments)]
+    same_length = len(got) == len(segments)
+    attrs = [e["attributes"] for e in each if e["attributes"] is not None]
+    return {"routing": float(same_length and all(e["routing"] for e in each)),
+            "exact": float(same_length and all(e["exact"] for e in each)),
+            "attributes": sum(attrs) / len(attrs) if attrs else None, "parse": float(parsed.ok),
+            "segments": [e["exact"] for e in each]}
 
 
 #: How a notebook table marks an answer against its ground truth.
 RIGHT, WRONG = "✓", "✗"
 
 
-def marks(target_modality: str, target_prompt: str, prediction: str) -> dict[str, str]:
-    """✓ / ✗ for one answer, from ``score_one``: ``routing`` (the modality flag) and ``exact`` (flag and prompt)."""
-    score = score_one(target_modality, target_prompt, prediction)
+def marks(target_modality, target_prompt: str | None = None, prediction: str | None = None) -> dict[str, str]:
+    """✓ / ✗ for one answer, from ``score_one``: ``routing`` (the modality flag) and ``exact`` (flag and prompt).
+    ``marks(segments, prediction)`` marks a several-segment answer as a whole (``score_answer``)."""
+    if prediction is None:  # marks([(modality, prompt), ...], prediction)
+        score = score_answer(target_modality, target_prompt)
+    else:
+        score = score_one(target_modality, target_prompt, prediction)
     return {key: RIGHT if score[key] else WRONG for key in ("routing", "exact")}
 
 
@@ -73,8 +105,10 @@ def _mean(rows: list[dict]) -> dict:
 
 def summarise(records, predictions: list[str]) -> dict:
     """Metrics ``overall``, ``per_pair``, ``per_split``, ``per_split_pair`` (split → pair → metrics) and an
-    ``unseen`` section, from records + answers."""
-    rows = [dict(score_one(r.target.modality, r.target.prompt, p), pair=r.pair, split=r.split)
+    ``unseen`` section, from records + answers. When some targets have several segments, ``per_segment`` gives
+    each such pair's exact segment by segment beside its whole-answer exact (split → pair → ``{"n", "exact",
+    "segment_exact"}``)."""
+    rows = [dict(score_answer(r.target.segments, p), pair=r.pair, split=r.split)
             for r, p in zip(records, predictions)]
     by_pair, by_split = defaultdict(list), defaultdict(list)
     for row in rows:
@@ -84,11 +118,21 @@ def summarise(records, predictions: list[str]) -> dict:
     for row in rows:
         split_pairs[row["split"]][row["pair"]].append(row)
     per_split_pair = {s: {k: _mean(v) for k, v in sorted(pairs.items())} for s, pairs in sorted(split_pairs.items())}
-    return {"overall": _mean(rows),
-            "per_pair": {k: _mean(v) for k, v in sorted(by_pair.items())},
-            "per_split": {k: _mean(v) for k, v in sorted(by_split.items())},
-            "per_split_pair": per_split_pair,
-            "unseen": {"overall": _mean(by_split.get("unseen", [])), "per_pair": per_split_pair.get("unseen", {})}}
+    out = {"overall": _mean(rows),
+           "per_pair": {k: _mean(v) for k, v in sorted(by_pair.items())},
+           "per_split": {k: _mean(v) for k, v in sorted(by_split.items())},
+           "per_split_pair": per_split_pair,
+           "unseen": {"overall": _mean(by_split.get("unseen", [])), "per_pair": per_split_pair.get("unseen", {})}}
+    if any("segments" in row for row in rows):
+        out["per_segment"] = {s: {k: _segment_means(v) for k, v in sorted(pairs.items()) if "segments" in v[0]}
+                              for s, pairs in sorted(split_pairs.items())}
+    return out
+
+
+def _segment_means(rows: list[dict]) -> dict:
+    n, k = len(rows), len(rows[0]["segments"])
+    return {"n": n, "exact": round(sum(r["exact"] for r in rows) / n, 4),
+            "segment_exact": [round(sum(r["segments"][j] for r in rows) / n, 4) for j in range(k)]}
 
 
 def metrics_table(summary: dict, key: str = "per_pair") -> list[dict]:

@@ -268,6 +268,8 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
     **{pair: tuple(t[-HELD_OUT_PER_PAIR:]) for pair, t in _HAND.items() if pair != "text->text"},
     "text->text": tuple(q.phrasings[-1] for q in QUESTIONS),
 }
+#: The held-out phrasings of the demo pairs (below, filled at the end of this module; ``held_out`` reads both).
+DEMO_HELD_OUT: dict[str, tuple[str, ...]] = {}
 _SMALL_WORDS = frozenset("a an the this that of to for me you i it its is be please could can would like will in "
                          "into on at with and my your".split())
 
@@ -280,8 +282,8 @@ def near_held_out(phrasing: str, bound: float = 0.8) -> bool:
     """Whether ``phrasing`` shares ``bound`` of its content words (Jaccard) with a held-out phrasing of any pair:
     "Can you illustrate {caption}?" is "Please illustrate {caption}." asked again, so it may not train."""
     words = _content(phrasing)
-    return any(len(words & _content(h)) >= bound * len(words | _content(h)) for held in HELD_OUT.values()
-               for h in held)
+    return any(len(words & _content(h)) >= bound * len(words | _content(h))
+               for held in (*HELD_OUT.values(), *DEMO_HELD_OUT.values()) for h in held)
 
 
 #: The ways to ask each text→text question: the hand-written ones and ``_ASK``'s; the last one is held out.
@@ -300,6 +302,177 @@ for _pair in PAIRS:
         TEMPLATES[_pair] = _HAND[_pair][:-HELD_OUT_PER_PAIR] + _extra + _HAND[_pair][-HELD_OUT_PER_PAIR:]
 
 
+def phrasings(pair: str) -> list[str]:
+    """Every phrasing of ``pair``, a default pair (``TEMPLATES``) or a demo pair (``DEMO_TEMPLATES``)."""
+    return TEMPLATES[pair] if pair in TEMPLATES else DEMO_TEMPLATES[pair]
+
+
+def held_out(pair: str) -> tuple[str, ...]:
+    """The held-out phrasings of ``pair`` (``HELD_OUT`` or ``DEMO_HELD_OUT``): the ``phrasing`` split's."""
+    return HELD_OUT[pair] if pair in HELD_OUT else DEMO_HELD_OUT[pair]
+
+
 def train_templates(pair: str) -> list[str]:
     """The phrasings of ``pair`` that train/val/test/unseen records use."""
-    return [t for t in TEMPLATES[pair] if t not in HELD_OUT[pair]]
+    return [t for t in phrasings(pair) if t not in held_out(pair)]
+
+
+# ---- the demo requests (opt-in: ``pairs="all"``) -----------------------------------------------------------------
+# Three kinds of request the default pairs cannot answer: an edit within one modality, two media in one request and
+# two outputs in one answer. They come after everything above so that the default pairs, their phrasings and the
+# LLM's pretraining text (``zoo.text.world_corpus`` reads ``PAIRS``) stay exactly as they were; ``edits.py`` holds
+# their world rules. Each edit kind or request has hand-written phrasings (the last one held out) and generated
+# ones (``_DEMO_VERBS`` × ways to name the medium × ``_POLITE``).
+
+#: An edit kind: the pair it belongs to and the placeholder its phrasings fill (None: the edit takes no value).
+EDIT_KINDS: dict[str, tuple[str, str | None]] = {
+    "recolour": ("image", "colour"), "reshape": ("image", "shape"),
+    "repitch": ("audio", "pitch"), "retimbre": ("audio", "timbre"),
+    "reverse": ("video", None), "turn": ("video", None), "tint": ("video", "colour"),
+}
+_EDIT_HAND = {
+    "recolour": ("Recolour this image {colour}.", "Make this shape {colour}.", "Paint this picture {colour} instead.",
+                 "Change the colour of this image to {colour}.", "Give this drawing a {colour} colour.",
+                 "Turn the shape in this picture {colour}."),
+    "reshape": ("Turn this shape into a {shape}.", "Make this picture a {shape} instead.",
+                "Redraw this image as a {shape}.", "Change the shape in this image to a {shape}.",
+                "Keep the colour but make it a {shape}.", "Swap the shape of this picture for a {shape}."),
+    "repitch": ("Make this tone {pitch}.", "Play this sound at a {pitch} pitch.", "Shift this tone to {pitch}.",
+                "Change the pitch of this sound to {pitch}.", "Give this note a {pitch} pitch.",
+                "Move this recording to a {pitch} pitch."),
+    "retimbre": ("Play this tone as a {timbre} wave.", "Make this sound a {timbre} tone.",
+                 "Change the timbre of this sound to {timbre}.", "Give this note a {timbre} timbre.",
+                 "Keep the pitch but use a {timbre} wave.", "Swap the waveform of this tone for {timbre}."),
+    "reverse": ("Reverse the motion in this video.", "Play this clip backwards.", "Make the shape go the other way.",
+                "Flip the direction of this animation.", "Run this clip in reverse.",
+                "Send the moving shape back where it came from."),
+    "turn": ("Turn the motion of this video clockwise.", "Rotate the direction of this clip a quarter turn clockwise.",
+             "Make the shape move a quarter turn to the right of its path.",
+             "Turn this animation's motion clockwise by ninety degrees.", "Steer the moving shape clockwise.",
+             "Bend the path of this clip a right angle clockwise."),
+    "tint": ("Recolour this video {colour}.", "Make the moving shape {colour}.", "Paint this clip {colour}.",
+             "Change the colour of this animation to {colour}.", "Give the shape in this clip a {colour} colour.",
+             "Tint this footage {colour}."),
+}
+_DEMO_VERBS = {  # generated phrasings: verbs with {o} (the medium) and the edit's placeholder
+    "recolour": ("make {o} {colour}", "recolour {o} {colour}", "colour {o} {colour}", "paint {o} {colour}",
+                 "change {o} to {colour}"),
+    "reshape": ("make {o} a {shape}", "reshape {o} into a {shape}", "turn {o} into a {shape}",
+                "change {o} into a {shape}", "redraw {o} as a {shape}"),
+    "repitch": ("make {o} {pitch}", "shift {o} to a {pitch} pitch", "play {o} {pitch}", "retune {o} to {pitch}",
+                "change {o} to a {pitch} pitch"),
+    "retimbre": ("make {o} a {timbre} tone", "play {o} with a {timbre} wave", "change {o} to {timbre}",
+                 "use a {timbre} wave for {o}", "give {o} a {timbre} sound"),
+    "reverse": ("reverse {o}", "play {o} backwards", "reverse the motion of {o}", "flip the motion of {o}",
+                "make {o} move the opposite way"),
+    "turn": ("turn the motion of {o} clockwise", "rotate {o} clockwise", "turn {o} a quarter turn clockwise",
+             "steer {o} clockwise", "make {o} turn clockwise"),
+    "tint": ("make {o} {colour}", "recolour {o} {colour}", "tint {o} {colour}", "paint {o} {colour}",
+             "change the colour of {o} to {colour}"),
+}
+#: Two media in, or two outputs out: each pair's hand-written phrasings (the last one held out) and verbs.
+_COMBINED_HAND = {
+    "image+audio+text->text": ("Describe this picture and this sound.", "What do you see and what do you hear?",
+                               "Name the shape and the tone.", "Caption the image and the audio.",
+                               "Tell me what is drawn and what is played.", "Say what the picture and sound are."),
+    "image+video+text->text": ("Describe this picture and this clip.", "What is in the image and in the video?",
+                               "Caption the still image and the animation.", "Name the shape and what moves.",
+                               "Tell me what the picture and the clip show.", "Say what the image and video are."),
+    "audio+video+text->text": ("Describe this sound and this clip.", "What do you hear and what do you see moving?",
+                               "Caption the audio and the video.", "Name the tone and the moving shape.",
+                               "Tell me what the sound and the clip are.", "Say what is played and what moves."),
+    "image+audio+text->video": ("Make a clip of the sound's shape in the picture's colour, moving {direction}.",
+                                "Animate this sound's shape in this image's colour going {direction}.",
+                                "Combine them into a video: the tone's shape, the picture's colour, heading "
+                                "{direction}.", "Use the colour of the image and the shape of the sound in a clip "
+                                "moving {direction}.", "Film the sound's shape painted like the picture, moving "
+                                "{direction}.", "Mix the picture and the tone into an animation drifting "
+                                "{direction}."),
+    "image+video+text->video": ("Make this picture move the way the clip moves.",
+                                "Animate the image with the motion of the video.",
+                                "Give the picture's shape the clip's direction.",
+                                "Put the object of the image on the path of the video.",
+                                "Move this drawing like the shape in the clip.",
+                                "Let the picture follow the motion of this footage."),
+    "audio+video+text->video": ("Recolour this clip with the colour of this sound.",
+                                "Paint the moving shape in the sound's colour.",
+                                "Give the video the colour this tone looks like.",
+                                "Colour the animation the way the sound sounds.",
+                                "Tint this clip with the tone's colour.",
+                                "Let the sound decide the colour of the moving shape."),
+    "image+text->text+audio": ("Describe this picture and play its sound.", "Say what this image is, then make it "
+                               "audible.", "Caption the picture and give me its tone.", "Name this shape and play "
+                               "how it sounds.", "Tell me what is drawn and let me hear it.",
+                               "Put this picture into words and into a tone."),
+    "audio+text->text+image": ("Describe this sound and draw it.", "Say what this tone is, then show it as a "
+                               "picture.", "Caption the audio and paint what it looks like.", "Name this tone and "
+                               "draw its shape.", "Tell me what you hear and draw it for me.",
+                               "Put this sound into words and into a picture."),
+    "text->image+audio": ("Draw {caption} and play its sound.", "Show me {caption} and let me hear it.",
+                          "Paint {caption}, then play how it sounds.", "Make a picture of {caption} and its tone.",
+                          "Sketch {caption} and give me its sound.", "Create {caption} as a picture and a tone."),
+}
+_COMBINED_VERBS = {
+    "image+audio+text->text": ("describe {o} and {p}", "caption {o} and {p}", "tell me what {o} and {p} are"),
+    "image+video+text->text": ("describe {o} and {p}", "caption {o} and {p}", "tell me what {o} and {p} are"),
+    "audio+video+text->text": ("describe {o} and {p}", "caption {o} and {p}", "tell me what {o} and {p} are"),
+    "image+audio+text->video": ("animate the shape of {p} in the colour of {o}, moving {direction}",
+                                "make a clip of {p}'s shape in {o}'s colour going {direction}"),
+    "image+video+text->video": ("move {o} the way {p} moves", "animate {o} with the motion of {p}"),
+    "audio+video+text->video": ("recolour {p} with the colour of {o}", "paint {p} in the colour of {o}"),
+    "image+text->text+audio": ("describe {o} and play its sound", "caption {o} and play how it sounds"),
+    "audio+text->text+image": ("describe {o} and draw it", "caption {o} and draw what it looks like"),
+    "text->image+audio": ("draw {caption} and play its sound", "paint {caption} and play how it sounds"),
+}
+
+
+def _demo_generated(verbs, first: str | None, second: str | None) -> list[str]:
+    """Phrasings from ``verbs`` with ``{o}`` / ``{p}`` named every way ``_NAMES`` knows, in a fixed order."""
+    out = []
+    for o in (_NAMES[first] if first else ("",)):
+        for p in (_NAMES[second] if second else ("",)):
+            out += [_sentence(f, v.replace("{o}", o).replace("{p}", p)) for v in verbs for f in _POLITE]
+    return list(dict.fromkeys(out))
+
+
+#: The edit pairs, the two-media pairs and the two-output pairs, in that order.
+EDIT_PAIRS = [pair_name([m], m) for m in MODALITIES]
+DEMO_PAIRS: list[str] = EDIT_PAIRS + list(_COMBINED_HAND)
+ALL_PAIRS: list[str] = PAIRS + DEMO_PAIRS
+#: The phrasings of each edit kind, the held-out one last; of each demo pair, the held-out ones last.
+EDIT_TEMPLATES: dict[str, list[str]] = {}
+DEMO_TEMPLATES: dict[str, list[str]] = {}
+for _kind, (_m, _value) in EDIT_KINDS.items():
+    _extra = [t for t in _demo_generated(_DEMO_VERBS[_kind], _m, None) if t not in _EDIT_HAND[_kind]]
+    EDIT_TEMPLATES[_kind] = [*_EDIT_HAND[_kind][:-1], *_extra, _EDIT_HAND[_kind][-1]]
+for _pair in EDIT_PAIRS:
+    _kinds = [k for k, (m, _) in EDIT_KINDS.items() if pair_name([m], m) == _pair]
+    DEMO_HELD_OUT[_pair] = tuple(EDIT_TEMPLATES[k][-1] for k in _kinds)
+    DEMO_TEMPLATES[_pair] = [t for k in _kinds for t in EDIT_TEMPLATES[k]]
+for _pair, _hand in _COMBINED_HAND.items():
+    _ins = _pair.split("->")[0].split("+")[:-1]
+    _extra = [t for t in _demo_generated(_COMBINED_VERBS[_pair], *(_ins + [None, None])[:2]) if t not in _hand]
+    DEMO_HELD_OUT[_pair] = (_hand[-1],)
+    DEMO_TEMPLATES[_pair] = [*_hand[:-1], *_extra, _hand[-1]]
+# a generated demo phrasing near a held-out one (of any pair) may not train, as for the default pairs
+for _kind, _t in EDIT_TEMPLATES.items():
+    EDIT_TEMPLATES[_kind] = [t for t in _t[:-1] if t in _EDIT_HAND[_kind] or not near_held_out(t)] + _t[-1:]
+for _pair in DEMO_PAIRS:
+    DEMO_TEMPLATES[_pair] = [t for t in DEMO_TEMPLATES[_pair] if t in DEMO_HELD_OUT[_pair]
+                             or t in _COMBINED_HAND.get(_pair, ()) or any(t in _EDIT_HAND[k] for k in EDIT_KINDS)
+                             or not near_held_out(t)]
+
+
+def pairs_of(which: str) -> list[str]:
+    """The pairs a world dataset covers: ``"default"`` (``PAIRS``, what every measured figure used) or ``"all"``
+    (``ALL_PAIRS``: the default pairs, then the demo requests)."""
+    if which == "default":
+        return list(PAIRS)
+    if which == "all":
+        return list(ALL_PAIRS)
+    raise ValueError(f"unknown pairs {which!r}; expected 'default' or 'all'")
+
+
+def edit_kind(template: str) -> str:
+    """The edit kind (a key of ``EDIT_KINDS``) a phrasing of an edit pair asks for."""
+    return next(k for k, t in EDIT_TEMPLATES.items() if template in t)

@@ -86,7 +86,9 @@ class Conditioning:
 
             with _quiet_loading(), warnings.catch_warnings():  # as generators.DiffusersGenerator loads it
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-                pipe = load_pipeline(conditioning_checkpoint(self.profile, modality))
+                pipe = load_pipeline(conditioning_checkpoint(self.profile, modality),
+                                     getattr(torch, self.profile.dtype))
+            pipe = pipe.to(self.profile.device)  # the gpu profile's pipelines in half precision, on the GPU
             pipe.set_progress_bar_config(disable=True)
             self._pipes[modality] = pipe
         return self._pipes[modality]
@@ -201,14 +203,21 @@ class LatentModaVerse(ModaVerseLite):
         self.signal_ids = {m: tokenizer.convert_tokens_to_ids(signal_tokens(m)) for m in MEDIA}
         self._bank = {m: (world_captions(m), self.conditioning(m, world_captions(m))) for m in MEDIA}
 
+    def answer_text(self, record) -> str:
+        """The modality's signal tokens for a record whose target is a medium; the meta-response for text."""
+        if record.target.then:
+            raise DatasetError(f"record {record.id}: the latent side answers with one output; this one asks for "
+                               f"{record.target.modalities}")
+        if record.target.modality in MEDIA:
+            return "".join(signal_tokens(record.target.modality))
+        return record.response()
+
     def examples(self, records, rows, with_targets: bool = True) -> list[LatentExample]:
-        """As ``ModaVerseLite.examples``, with the signal tokens as the answer of a record whose target is a medium."""
+        """As ``ModaVerseLite.examples``, each marked with the output modality and caption its signal tokens must
+        reach (``LatentExample``)."""
         out = []
-        for r, row in zip(records, rows):
+        for r, ex in zip(records, super().examples(records, rows, with_targets)):
             media_out = with_targets and r.target.modality in MEDIA
-            response = ("".join(signal_tokens(r.target.modality)) if media_out else r.response()) \
-                if with_targets else None
-            ex = self.tokenize(r.instruction, *(row or (None, -1)), response)
             out.append(LatentExample(**vars(ex), output=r.target.modality if media_out else None,
                                      caption=r.target.prompt if media_out else ""))
         return out
@@ -262,7 +271,7 @@ class LatentModaVerse(ModaVerseLite):
                 decoded.append(Decoded(None, self._text(row)))
                 continue
             m = first[row[at]]
-            forced = Example(ex.head, ex.modality, ex.row, ex.tail, row[:at] + self.signal_ids[m])
+            forced = Example(ex.head, ex.modality, ex.row, ex.tail, row[:at] + self.signal_ids[m], more=ex.more)
             pending.setdefault(m, []).append((j, forced))
             decoded.append(None)
         for m, items in pending.items():

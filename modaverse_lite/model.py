@@ -135,8 +135,9 @@ def _lora_settings(obj: object, bad) -> LoraSettings:
 
 @dataclass
 class Example:
-    """One instruction, tokenised once: ids before the media, the media (modality, row in its feature table),
-    ids after it, and the target meta-response ids (empty at inference)."""
+    """One instruction, tokenised once: ids before the media, the first medium (modality, row in its feature
+    table), ids after the media, and the target meta-response ids (empty at inference). A request with several
+    media holds the later ones in ``more``; ``media`` lists them all, in the order they are spliced in."""
 
     head: list[int]
     modality: str | None
@@ -144,6 +145,12 @@ class Example:
     tail: list[int]
     target: list[int]
     tag: int = 0  # how many leading target ids name the output modality ("Modality: [IMAGE]"): see ``loss``
+    more: tuple[tuple[str, int], ...] = ()  # the second and later media: (modality, row), in order
+
+    @property
+    def media(self) -> list[tuple[str, int]]:
+        """Every medium of the instruction, in order: ``[("image", 3), ("audio", 0)]``; [] for text only."""
+        return [(self.modality, self.row), *self.more] if self.modality is not None else []
 
 
 @dataclass
@@ -198,8 +205,9 @@ class ModaVerseLite(nn.Module):
 
     # ---- text → examples -----------------------------------------------------------------------------------
     def tokenize(self, instruction: str, modality: str | None = None, row: int = -1,
-                 response: str | None = None) -> Example:
-        """Tokenise one instruction (and its target meta-response) once, ahead of training.
+                 response: str | None = None, more: tuple[tuple[str, int], ...] = ()) -> Example:
+        """Tokenise one instruction (and its target meta-response) once, ahead of training. ``modality`` and
+        ``row`` name its first medium, ``more`` the later ones (each gets its own ``<Media> … </Media>`` block).
 
         An instruct LLM's tokenizer brings its chat template (``apply_chat_template``): the media go at the start
         of the user's turn and the answer follows the template's assistant prompt. A tokenizer without one (the
@@ -217,14 +225,23 @@ class ModaVerseLite(nn.Module):
             turn = self.tokenizer.apply_chat_template([{"role": "user", "content": _MEDIA_MARK + instruction}],
                                                       tokenize=False, add_generation_prompt=True)
             before, after = turn.split(_MEDIA_MARK, 1)
-            return Example(ids(before), modality, row, ids(after), target, tag)
-        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target, tag)
+            return Example(ids(before), modality, row, ids(after), target, tag, tuple(more))
+        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target, tag, tuple(more))
 
     def examples(self, records, rows, with_targets: bool = True) -> list[Example]:
-        """One ``Example`` per record; ``rows`` are the records' ``(modality, row)`` in the feature tables (or None)
-        as ``encode.record_features`` gives them."""
-        return [self.tokenize(r.instruction, *(row or (None, -1)), r.response() if with_targets else None)
-                for r, row in zip(records, rows)]
+        """One ``Example`` per record; ``rows`` are the records' ``(modality, row)`` in the feature tables (or None,
+        or a tuple of such pairs for a record with several media) as ``encode.record_features`` gives them."""
+        out = []
+        for r, row in zip(records, rows):
+            media = media_rows(row)
+            first = media[0] if media else (None, -1)
+            out.append(self.tokenize(r.instruction, *first, self.answer_text(r) if with_targets else None,
+                                     tuple(media[1:])))
+        return out
+
+    def answer_text(self, record) -> str:
+        """What the model is trained to answer ``record``: its meta-response (a variant may answer otherwise)."""
+        return record.response()
 
     # ---- examples → input embeddings ------------------------------------------------------------------------
     def build_inputs(self, examples: list[Example], features: dict[str, torch.Tensor],
@@ -235,13 +252,17 @@ class ModaVerseLite(nn.Module):
         media tokens then fill the slots. Right padding for training, left padding for generation (so every row's
         answer starts at the same position).
         """
-        rows, prompt_lens = [], []
+        rows, prompt_lens, kinds = [], [], []  # kinds: the modality of each slot, row by row
         for ex in examples:
-            media = [self.media_ids[0], *[SLOT] * self.projections.tokens(ex.modality), self.media_ids[1]] \
-                if ex.modality is not None else []
+            media, kind = [], []
+            for modality, _ in ex.media:  # one <Media> … </Media> block per medium, in order
+                n = self.projections.tokens(modality)
+                media += [self.media_ids[0], *[SLOT] * n, self.media_ids[1]]
+                kind += [modality] * n
             prompt = ex.head + media + ex.tail
             rows.append(prompt + ex.target)
             prompt_lens.append(len(prompt))
+            kinds.append(kind)
         width, device = max(len(r) for r in rows), next(self.parameters()).device
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
@@ -255,11 +276,17 @@ class ModaVerseLite(nn.Module):
         slots = ids == SLOT
         embeds = self.llm.get_input_embeddings()(ids.masked_fill(slots, self.tokenizer.pad_token_id))
         media = torch.zeros_like(embeds)
-        for modality in {ex.modality for ex in examples} - {None}:
-            which = [i for i, ex in enumerate(examples) if ex.modality == modality]
-            table = features[modality][[examples[i].row for i in which]].to(device)
+        several = any(ex.more for ex in examples)
+        for modality in sorted({m for ex in examples for m, _ in ex.media}):
+            which = [i for i, ex in enumerate(examples) if any(m == modality for m, _ in ex.media)]
+            table = features[modality][[r for i in which for m, r in examples[i].media if m == modality]].to(device)
             projected = self.projections(modality, table).to(embeds.dtype)  # [n, tokens, H]
-            media[which] = media[which].masked_scatter(slots[which].unsqueeze(-1), projected)
+            fill = slots[which]
+            if several:  # only this modality's slots: a row may hold another medium's too
+                fill = fill.clone()
+                for k, i in enumerate(which):
+                    fill[k, fill[k].nonzero()[:, 0]] = torch.tensor([m == modality for m in kinds[i]], device=device)
+            media[which] = media[which].masked_scatter(fill.unsqueeze(-1), projected)
         embeds = torch.where(slots.unsqueeze(-1), media, embeds)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return ModelInputs(embeds, mask, positions, labels, ids)
@@ -321,7 +348,7 @@ class ModaVerseLite(nn.Module):
     def _generate_ids(self, examples: list[Example], features: dict[str, torch.Tensor], max_new_tokens: int
                       ) -> torch.Tensor:
         """The greedy answer's token ids ``[B, new]`` (padded after an end of text)."""
-        prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, []) for ex in examples]
+        prompts = [Example(ex.head, ex.modality, ex.row, ex.tail, [], more=ex.more) for ex in examples]
         inputs = self.build_inputs(prompts, features, left_pad=True)
         with self.routing(prompts):
             return self.llm.generate(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask,
@@ -400,6 +427,14 @@ class ModaVerseLite(nn.Module):
             raise CheckpointError(f"{ckpt}: projections.safetensors does not fit the model in {INFO_FILE} ({err}); "
                                   "the checkpoint is damaged: train it again") from err
         return model.eval()
+
+
+def media_rows(row) -> list[tuple[str, int]]:
+    """A record's media rows as ``encode.record_features`` gives them — None, ``(modality, row)`` or a tuple of such
+    pairs — as a list of ``(modality, row)`` in splicing order."""
+    if row is None:
+        return []
+    return [tuple(row)] if isinstance(row[0], str) else [tuple(r) for r in row]
 
 
 def fit_embeddings(llm, n_tokens: int) -> None:

@@ -5,6 +5,7 @@
 * ``gpu`` — real hub checkpoints for a Colab T4 (16 GB). A teacher swaps a model by editing one line below.
 * ``hubshape`` — the gpu profile's settings and code path on a CPU, with hub-shaped checkpoints: each gpu model's
   real config, processor, tokenizer and layout, random weights and fewer layers (``zoo/hubshape.py``). For tests.
+* ``demos`` — ``tiny`` with every pair (``pairs="all"``): edits, two media in, two outputs out (``edits.py``).
 * ``auto`` — ``gpu`` where CUDA is available, else ``tiny``.
 
 A checkpoint is a hub id (``"openai/clip-vit-base-patch32"``), a local folder in hub layout, or ``"zoo:NAME"``: the
@@ -69,6 +70,7 @@ class Profile:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     dataset_records: int = 12_000  # size of the default instruction dataset
+    pairs: str = "default"  # the default dataset's pairs: "default" (instructions.PAIRS) or "all" (the demos too)
     generator_steps: int = 25  # diffusion steps of the diffusers generators
     generator_kwargs: dict[str, dict] = field(default_factory=dict)  # per role: extra pipeline call arguments
     aligner: str = "linear"  # the input side, by name (``aligners.INPUT_SIDES``)
@@ -147,7 +149,16 @@ HUBSHAPE = GPU.with_(
     },
 )
 
-PROFILES = {"tiny": TINY, "gpu": GPU, "hubshape": HUBSHAPE}
+#: The tiny profile with every pair: edits, two media in, two outputs out (``edits.py``), as many training records
+#: per pair as ``tiny`` has (28 pairs instead of 16), the same zoo LLM, and answers long enough for two segments.
+DEMOS = TINY.with_(
+    name="demos",
+    pairs="all",
+    dataset_records=23_100,
+    train=replace(TINY.train, steps=2100, eval_every=700, max_new_tokens=40),  # ≤ 180 s on 2 cores (docs/NOTES.md)
+)
+
+PROFILES = {"tiny": TINY, "gpu": GPU, "hubshape": HUBSHAPE, "demos": DEMOS}
 
 
 def cuda_available() -> bool:
@@ -157,7 +168,7 @@ def cuda_available() -> bool:
 
 
 def get_profile(name: str | Profile = "auto") -> Profile:
-    """``"tiny"``, ``"gpu"``, ``"hubshape"`` or ``"auto"`` (gpu where CUDA is available, else tiny)."""
+    """``"tiny"``, ``"gpu"``, ``"hubshape"``, ``"demos"`` or ``"auto"`` (gpu where CUDA is available, else tiny)."""
     if isinstance(name, Profile):
         return name
     if name == "auto":

@@ -53,6 +53,17 @@ class Target:
 
     modality: str  # "image" | "audio" | "video" | "text"
     prompt: str
+    then: tuple[tuple[str, str], ...] = ()  # later segments of a several-output answer: (modality, prompt), in order
+
+    @property
+    def segments(self) -> list[tuple[str, str]]:
+        """Every segment of the answer, in order: ``[("text", "a red circle"), ("audio", "a high sine tone")]``."""
+        return [(self.modality, self.prompt), *self.then]
+
+    @property
+    def modalities(self) -> str:
+        """The output side of the pair name: ``"image"``, or ``"text+audio"`` for a two-segment answer."""
+        return "+".join(m for m, _ in self.segments)
 
 
 @dataclass
@@ -87,14 +98,17 @@ class Record:
         return Path(root) / rel
 
     def response(self) -> str:
-        """The meta-response the model is trained to answer: ``Modality: [IMAGE] Prompt: a red circle``."""
-        return meta.format_meta(self.target.modality, self.target.prompt)
+        """The meta-response the model is trained to answer: ``Modality: [IMAGE] Prompt: a red circle`` (one line per
+        segment when the answer has several)."""
+        return meta.format_segments(self.target.segments)
 
     def to_dict(self) -> dict:
         return {
             "id": self.id, "split": self.split, "pair": self.pair, "instruction": self.instruction,
             "media": {m: self.media.get(m) for m in MODALITIES},
-            "target": {"modality": self.target.modality, "prompt": self.target.prompt},
+            "target": {"modality": self.target.modality, "prompt": self.target.prompt,
+                       **({"then": [{"modality": m, "prompt": p} for m, p in self.target.then]}
+                          if self.target.then else {})},
             "captions": dict(self.captions), "attributes": {m: dict(a) for m, a in self.attributes.items()},
         }
 
@@ -111,7 +125,8 @@ class Record:
         assert isinstance(obj, dict)
         return cls(id=obj["id"], split=obj["split"], pair=obj["pair"], instruction=obj["instruction"],
                    media={m: obj["media"].get(m) for m in MODALITIES},
-                   target=Target(obj["target"]["modality"], obj["target"]["prompt"]),
+                   target=Target(obj["target"]["modality"], obj["target"]["prompt"],
+                                 tuple((t["modality"], t["prompt"]) for t in obj["target"].get("then", ()))),
                    captions=dict(obj["captions"]), attributes={m: dict(a) for m, a in
                                                                obj.get("attributes", {}).items()})
 
@@ -178,6 +193,10 @@ def _structure_problems(obj: object) -> list[str]:
                 problem = meta.prompt_problem(t["modality"], t["prompt"])  # e.g. a marker inside the prompt
                 if problem:
                     out.append(f"target prompt cannot be a meta-response: {problem}")
+            if "then" in t:
+                then_problems = _then_problems(t["then"])
+                out += then_problems
+                target_ok = target_ok and not then_problems
     if "captions" in obj and not is_str_map(obj["captions"]):
         wrong("captions", "an object of modality → caption strings")
     if "attributes" in obj and not (isinstance(obj["attributes"], dict)
@@ -187,9 +206,26 @@ def _structure_problems(obj: object) -> list[str]:
         out += [f"{k!r} holds a lone surrogate (invalid Unicode): {v!r:.60}" for k, v in obj.items()
                 if k != "media" and not valid_unicode(v)]  # media paths: media_path_problem says it
     if media_ok and target_ok and isinstance(obj.get("pair"), str):
-        expected = pair_name([m for m in MODALITIES if obj["media"].get(m)], obj["target"]["modality"])
+        outputs = "+".join([obj["target"]["modality"], *(t["modality"] for t in obj["target"].get("then", ()))])
+        expected = pair_name([m for m in MODALITIES if obj["media"].get(m)], outputs)
         if obj["pair"] != expected:
             out.append(f"pair {obj['pair']!r} does not match the media and target; expected {expected!r}")
+    return out
+
+
+def _then_problems(then: object) -> list[str]:
+    """What is wrong with a target's later segments (``Target.then``): a list of {"modality", "prompt"} objects."""
+    if not isinstance(then, list) or not then or len(then) >= meta.MAX_SEGMENTS:
+        return [f"target 'then' must be a list of 1 to {meta.MAX_SEGMENTS - 1} segments, got {then!r:.60}"]
+    out = []
+    for k, seg in enumerate(then):
+        if not (isinstance(seg, dict) and set(seg) == {"modality", "prompt"} and seg["modality"] in TARGET_MODALITIES
+                and isinstance(seg["prompt"], str)):
+            out.append(f"target 'then'[{k}] must be {{\"modality\": one of {TARGET_MODALITIES}, \"prompt\": a string}}"
+                       f", got {seg!r:.60}")
+        elif meta.prompt_problem(seg["modality"], seg["prompt"]):
+            out.append(f"target 'then'[{k}] cannot be a meta-response: "
+                       f"{meta.prompt_problem(seg['modality'], seg['prompt'])}")
     return out
 
 

@@ -100,7 +100,7 @@ def measure(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1, 2),
     out["probe"] = linear_probe(p, seed=0)
     with tempfile.TemporaryDirectory(prefix="modaverse-data-") as tmp:
         summary, seconds = _timed(lambda: build_world_dataset(Path(tmp) / "data", records=p.dataset_records,
-                                                              seed=0, progress=False))
+                                                              seed=0, progress=False, pairs=p.pairs))
         out["dataset"] = {"records": summary["records"], "seconds": seconds,
                           "problems": check_dataset(Path(tmp) / "data").to_dict()["problems"]}
     runs = files.cache_dir() / "runs" / "report"

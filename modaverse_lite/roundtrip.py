@@ -31,6 +31,13 @@ For each of image, audio and video, on the records whose target is that modality
 ``mismatched_similarity`` mean cosine(output, the target prompt of another record): the chance level to compare with
 ``per_pair``           ``n`` and ``accuracy`` for each input→output pair
 
+Answers with several segments (a caption and its sound, a picture and its sound) are judged whole, every file of
+them (``score_answers``): the whole answer is dispatched, each media segment's file is read back and judged
+against that segment's target attributes, and each text segment against its target text. ``roundtrip_eval``
+reports them under ``"answers"`` when the split holds such records: ``n``, ``files`` (files expected),
+``written`` (share of them written), ``per_segment`` (each segment's accuracy) and ``accuracy`` (every segment
+right, in order).
+
 So ``accuracy`` ≈ ``prompt_accuracy`` × ``generator_accuracy`` when the two stages fail independently. In the gpu
 profile the attribute fields are ``None`` by default (the probes are fitted on world renderings, not on what
 Stable Diffusion draws); pass ``probes=True`` to use them anyway.
@@ -58,12 +65,14 @@ MEDIA = meta.MEDIA
 
 def choose_records(records, modality: str, split: str, n: int, seed: int = 0) -> list:
     """Up to ``n`` records of ``split`` whose target is ``modality``, a seeded random choice (always the same)."""
-    pool = [r for r in records if r.split == split and r.target.modality == modality]
+    pool = [r for r in records if r.split == split and r.target.modality == modality and not r.target.then]
     rng = np.random.default_rng([seed, MEDIA.index(modality), SPLITS.index(split)])
     return [pool[i] for i in sorted(rng.permutation(len(pool))[:n])]
 
 
 def _target_attributes(record, modality: str) -> dict[str, str] | None:
+    if "target" in record.attributes and record.target.modality == modality:  # an edit's result
+        return dict(record.attributes["target"])
     if modality in record.attributes:
         return dict(record.attributes[modality])
     return world.attributes_of(record.target.prompt, modality)
@@ -133,6 +142,38 @@ def _score(assistant: Assistant, modality: str, records, responses: list[str], d
     return result
 
 
+def score_answers(assistant: Assistant, records, responses: list[str], dispatcher: Dispatcher, probes,
+                  seed: int = 0) -> dict:
+    """Every segment of several-segment answers judged: each media segment's file read back by the probes against
+    its target attributes (the segment's prompt, as a world caption), each text segment against its text."""
+    per_segment: dict[str, list[list[bool]]] = {}
+    whole, files, written = [], 0, 0
+    for i, (record, response) in enumerate(zip(records, responses)):
+        outputs = dispatcher(response, seed=seed + i)
+        rights = []
+        for k, (m, prompt) in enumerate(record.target.segments):
+            out = outputs[k] if k < len(outputs) else None
+            if m == "text":
+                rights.append(out is not None and out.modality == "text" and out.text is not None
+                              and " ".join(out.text.lower().split()) == " ".join(prompt.lower().split()))
+                continue
+            files += 1
+            made = out is not None and out.modality == m and out.ok and out.path is not None
+            written += made
+            truth = world.attributes_of(prompt, m)
+            if made and probes is not None and truth is not None:
+                features = encode([out.path], m, assistant.profile, cache=False, progress=False)
+                rights.append(probes.read(features, m)[0] == truth)
+            else:
+                rights.append(False)
+        whole.append(all(rights) and len(outputs) == len(record.target.segments))
+        per_segment.setdefault(record.pair, []).append(rights)
+    return {"n": len(records), "files": files, "written": _share([1] * written + [0] * (files - written)),
+            "accuracy": _share(whole),
+            "per_pair": {p: {"n": len(v), "per_segment": [_share([r[k] for r in v]) for k in range(len(v[0]))]}
+                         for p, v in sorted(per_segment.items())}}
+
+
 def _responses(assistant: Assistant, records, data_dir: Path, progress: bool = False) -> list[str]:
     """The LLM's meta-responses to ``records``, from the dataset's (cached) media features."""
     return answer(assistant.model, records, data_dir, assistant.profile, max_new_tokens=assistant.max_new_tokens,
@@ -170,7 +211,8 @@ def roundtrip_eval(checkpoint: str | os.PathLike | Assistant, data_dir: str | os
 
     splits = [split] + (["unseen"] if unseen and split != "unseen" else [])
     chosen = {(s, m): choose_records(records, m, s, n_per_modality, seed) for s in splits for m in MEDIA}
-    responses = _responses(assistant, [r for part in chosen.values() for r in part], data_dir, progress)
+    several = [r for r in records if r.split == split and r.target.then][:n_per_modality]
+    responses = _responses(assistant, [r for part in chosen.values() for r in part] + several, data_dir, progress)
 
     with tempfile.TemporaryDirectory(prefix="roundtrip-") as tmp:
         dispatcher = Dispatcher(registry if registry is not None else assistant.registry, out_dir or tmp)
@@ -181,11 +223,15 @@ def roundtrip_eval(checkpoint: str | os.PathLike | Assistant, data_dir: str | os
                 continue
             scores[s, m] = _score(assistant, m, part, responses[at:at + len(part)], dispatcher, probes, seed)
             at += len(part)
+        if several:
+            answers = score_answers(assistant, several, responses[at:], dispatcher, probes, seed)
     result = {}
     for m in MEDIA:
         result[m] = {"split": split, **scores[split, m]}
         if len(splits) > 1:
             result[m]["unseen"] = {"split": "unseen", **scores["unseen", m]}
+    if several:
+        result["answers"] = {"split": split, **answers}
     return result
 
 

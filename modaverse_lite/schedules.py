@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import meta, zoo
-from .model import Example, ModaVerseLite
+from .model import Example, ModaVerseLite, media_rows
 from .train import StepBatches
 
 #: parameter groups a stage may train (``parameter_groups``)
@@ -85,10 +85,10 @@ def stage_examples(model: ModaVerseLite, data: str, records, rows) -> list[Examp
     if data == "captions":
         seen, out = set(), []
         for r, row in zip(records, rows):
-            if row is None or row in seen:
-                continue
-            seen.add(row)
-            out.append(model.tokenize(CAPTION_REQUEST, row[0], row[1], r.captions[row[0]]))
+            for modality, i in media_rows(row):  # each medium of the record, once in all
+                if (modality, i) not in seen:
+                    seen.add((modality, i))
+                    out.append(model.tokenize(CAPTION_REQUEST, modality, i, r.captions[modality]))
         return out
     raise ValueError(f"unknown stage data {data!r}; expected 'captions', 'caption pairs' or 'instructions'")
 

@@ -172,6 +172,12 @@ def _progress(ckpt: Path, saved: dict) -> tuple[int, list[tuple[int, float]], li
     return step, [tuple(h) for h in history], evals
 
 
+def trained_inputs(records) -> list[str]:
+    """The media combinations ``records`` hold, as the checkpoint records them: ``["audio", "image",
+    "image+audio", "video"]`` (``assistant.Assistant`` refuses a request with any other)."""
+    return sorted({"+".join(r.inputs) for r in records if r.inputs})
+
+
 def _eval_set(records, n: int, seed: int) -> list:
     """Up to ``n`` records of each evaluation split, the same ones every time."""
     chosen = []
@@ -307,7 +313,8 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
                                                 last_epoch=start * n - 1)
     info = {"profile": p.name, "image_encoder": zoo.checkpoint(p, "image_encoder"),
             "audio_encoder": zoo.checkpoint(p, "audio_encoder"), "seed": config.seed, "steps": steps,
-            "batch_size": config.batch_size, "lr": config.lr, "data_dir": str(data_dir)}
+            "batch_size": config.batch_size, "lr": config.lr, "data_dir": str(data_dir),
+            "inputs": trained_inputs(train)}
 
     # micro-batch k of the run is StepBatches' batch k; prepare() deals them out in turn, one to each process, so
     # n processes with batch b see the batches one process with batch b and n times the accumulation would

@@ -4,7 +4,8 @@ The tables are HTML strings for ``IPython.display.HTML`` (media inline as data U
 built from ``plots.media_html`` and ``plots.html_table``: images as PNG, sounds as an ``<audio>`` player, clips as
 animated GIFs.
 
-``demo(assistant)`` builds the interactive demo: pick a world example or upload a file, type an instruction,
+``demo(assistant)`` builds the interactive demo: pick a world example or upload files (two at once — an image and a
+sound — make a two-medium request, for a checkpoint trained on them: the ``demos`` profile), type an instruction,
 press *Ask* (or Enter in the instruction box). It only builds widgets and returns at once, so a headless run
 (papermill, CI) never waits for input; the button's work is ``Demo.ask()``, which a test (or a script) can call — or
 press the button with ``demo.button.click()``. It works with ipywidgets 8 and with the ipywidgets 7 that Colab
@@ -25,7 +26,7 @@ from .dispatch import Dispatcher
 from .errors import MediaError, ModaVerseError
 from .evaluate import marks
 from .files import atomic_path
-from .meta import format_meta
+from .meta import format_meta, format_segments
 
 MEDIA = ("image", "audio", "video")
 
@@ -52,7 +53,8 @@ def reply_rows(replies, media_inputs=None, width: int = 128, targets=None) -> li
 
     ``media_inputs`` lists, for each reply, what was passed with it (``{"image": array_or_path}``, ``{}`` or None).
     ``targets`` lists the right answer of each reply as ``(modality, prompt)``, e.g. ``("audio", "a mid sine
-    tone")`` (or None where there is none): the rows then show it and mark the reply ✓ / ✗ (``evaluate.marks``).
+    tone")``, or a list of such pairs for a several-segment answer (or None where there is none): the rows then
+    show it and mark the reply ✓ / ✗ (``evaluate.marks``; a several-segment answer is right only as a whole).
     """
     media_inputs = list(media_inputs) if media_inputs is not None else [None] * len(replies)
     targets = list(targets) if targets is not None else None
@@ -65,10 +67,14 @@ def reply_rows(replies, media_inputs=None, width: int = 128, targets=None) -> li
         row = {"instruction": reply.instruction, "input": shown}
         if targets is not None:
             target = targets[i]
-            row["target"] = format_meta(*target) if target else "–"
+            several = bool(target) and not isinstance(target[0], str)  # [(modality, prompt), ...]: several segments
+            row["target"] = (format_segments(target) if several else format_meta(*target)) if target else "–"
         row["meta-response"] = reply.meta_response
         if targets is not None:
-            row.update(marks(*targets[i], reply.meta_response) if targets[i] else {"routing": "–", "exact": "–"})
+            if not target:
+                row.update({"routing": "–", "exact": "–"})
+            else:
+                row.update(marks(target, reply.meta_response) if several else marks(*target, reply.meta_response))
         rows.append({**row, "output": outputs, "seconds": round(reply.seconds, 2)})
     return rows
 
@@ -108,6 +114,17 @@ _NO_MEDIUM = "none"  # the dropdown's value for "(no medium)": None would show a
 _SUBMIT_AND_CLICK = 1.0  # seconds: a click this soon after Enter/leaving the box asked the same is not asked twice
 
 
+def uploaded_files(value) -> list[tuple[str, bytes]]:
+    """``(file name, bytes)`` of every file in a ``FileUpload.value`` (ipywidgets 8 or 7, as ``uploaded_file``)."""
+    if not value:
+        return []
+    if isinstance(value, dict):  # ipywidgets 7
+        return [uploaded_file({name: item}) for name, item in value.items()]
+    if isinstance(value, (tuple, list)):  # ipywidgets 8
+        return [uploaded_file((item,)) for item in value]
+    return [uploaded_file(value)]  # raises the MediaError naming the type
+
+
 def uploaded_file(value) -> tuple[str, bytes] | None:
     """``(file name, bytes)`` of the first file in a ``FileUpload.value``, or None when nothing was uploaded.
 
@@ -139,7 +156,7 @@ class Demo:
         self.assistant, self.seed = assistant, seed
         options = [("(no medium)", _NO_MEDIUM), *examples]
         self.example = w.Dropdown(options=options, value=options[0][1], description="example")
-        self.upload = w.FileUpload(accept=_ACCEPT, multiple=False, description="or upload")
+        self.upload = w.FileUpload(accept=_ACCEPT, multiple=True, description="or upload")  # one file per medium
         # continuous_update=False: the value changes on Enter (or on leaving the box), which asks; ipywidgets 8
         # deprecates Text.on_submit in favour of exactly this
         self.instruction = w.Text(value=instruction, description="instruction", continuous_update=False,
@@ -170,17 +187,24 @@ class Demo:
         self.ask()
 
     def medium(self) -> dict:
-        """What to pass with the instruction: an uploaded file (it wins) or the chosen world example, or nothing."""
-        upload = uploaded_file(self.upload.value)
-        if upload is not None:
-            name = _SAFE.sub("_", Path(upload[0]).name).lstrip(".") or "upload"
-            modality = media.modality_of(name)  # MediaError for an extension we cannot read
-            folder = self.assistant.out_dir / "uploads"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(upload[1])
-            return {modality: path}
+        """What to pass with the instruction: the uploaded files (they win: one per medium, e.g. an image and a
+        sound) or the chosen world example, or nothing."""
+        uploads = uploaded_files(self.upload.value)
+        if uploads:
+            given = {}
+            for upload in uploads:
+                name = _SAFE.sub("_", Path(upload[0]).name).lstrip(".") or "upload"
+                modality = media.modality_of(name)  # MediaError for an extension we cannot read
+                if modality in given:
+                    raise MediaError(f"two {modality} uploads ({given[modality].name} and {name}); upload at most "
+                                     f"one file per medium (e.g. an image and a sound)")
+                folder = self.assistant.out_dir / "uploads"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / name
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(upload[1])
+                given[modality] = path
+            return {m: given[m] for m in MEDIA if m in given}  # the order the model splices them in
         if self.example.value in (None, _NO_MEDIUM):
             return {}
         modality, caption = self.example.value
