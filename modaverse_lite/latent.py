@@ -33,7 +33,8 @@ import torch.nn as nn
 
 from . import meta, world, zoo
 from .errors import DatasetError
-from .model import Example, ModaVerseLite
+from .generators import _quiet_loading, load_pipeline
+from .model import Example, ModaVerseLite, build_model
 from .profiles import Profile, get_profile
 
 MEDIA = meta.MEDIA
@@ -82,8 +83,6 @@ class Conditioning:
     def pipeline(self, modality: str):
         """The modality's diffusers pipeline, loaded once."""
         if modality not in self._pipes:
-            from .generators import _quiet_loading, load_pipeline
-
             with _quiet_loading(), warnings.catch_warnings():  # as generators.DiffusersGenerator loads it
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
                 pipe = load_pipeline(conditioning_checkpoint(self.profile, modality),
@@ -310,8 +309,6 @@ class LatentModaVerse(ModaVerseLite):
 def build_latent_model(profile: str | Profile = "tiny", seed: int = 0,
                        conditioning: Conditioning | None = None) -> LatentModaVerse:
     """A fresh latent-output model on the profile's LLM (``model.build_model`` with NExT-GPT's output side)."""
-    from .model import build_model
-
     p = get_profile(profile)
     return build_model(p, seed, cls=LatentModaVerse, conditioning=conditioning or Conditioning(p))
 

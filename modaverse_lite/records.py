@@ -98,9 +98,10 @@ class Record:
         return Path(root) / rel
 
     def response(self) -> str:
-        """The meta-response the model is trained to answer: ``Modality: [IMAGE] Prompt: a red circle`` (one line per
-        segment when the answer has several)."""
-        return meta.format_segments(self.target.segments)
+        """The meta-response the model is trained to answer: ``Modality: [IMAGE] Prompt: a red circle``. Several
+        segments follow each other on one line (``meta.parse`` reads them so): the tiny LLM's tokenizer knows
+        " Modality" as one word, but "Modality" at the start of a line only as three rare pieces."""
+        return " ".join(meta.format_meta(m, p) for m, p in self.target.segments)
 
     def to_dict(self) -> dict:
         return {

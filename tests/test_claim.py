@@ -31,9 +31,9 @@ from modaverse_lite.schedules import (
 TINY = ClaimConfig(steps=4, caption_steps=2, decoding_steps=2, batch_size=8, warmup_steps=1, eval_every=2,
                    eval_items=2, periodic_items=1, lr_factors=(1.0, 2.0), sweep_seeds=(0,), seeds=(0, 1),
                    data_sizes=(60,), records=300)
-RUN_FIELDS = {"seed", "lr", "records", "data", "data_per_stage", "train_seconds", "seconds_per_stage",
-              "trainable_per_stage", "trainable_parameters", "roundtrip", "unseen_roundtrip", "routed",
-              "unseen_routed", "seconds_to_target", "steps_to_target", "evals",
+RUN_FIELDS = {"seed", "lr", "records", "data", "data_per_stage", "groups_per_stage", "train_seconds",
+              "seconds_per_stage", "trainable_per_stage", "trainable_parameters", "roundtrip", "unseen_roundtrip",
+              "routed", "unseen_routed", "seconds_to_target", "steps_to_target", "evals",
               *(f"{m}_{k}" for m in ("image", "audio", "video")
                 for k in ("roundtrip", "routed", "unseen_roundtrip", "unseen_routed"))}
 
@@ -87,6 +87,8 @@ def test_every_stage_data_is_counted(result):
         whole = arm["data"][-1]
         cut = arm["data"][0]
         assert cut["records"] == TINY.data_sizes[0] < whole["records"]
+        groups = arm["sweep"][0]["runs"][0]["groups_per_stage"]
+        assert ("output" in groups[arm["stages"][-1]["name"]]) == (arm["output"] == "latent")  # only what exists
         if arm["schedule"] == "three":
             assert whole["data"] > whole["records"]  # captions and caption pairs come on top
             assert len(arm["stages"]) == 3

@@ -141,7 +141,7 @@ def test_the_api_checker_catches_a_private_name():
 
 
 def test_the_public_api_is_small_and_every_name_exists():
-    assert 20 <= len(mv.__all__) <= 35, len(mv.__all__)
+    assert 20 <= len(mv.__all__) <= 40, len(mv.__all__)  # one name per idea a notebook teaches
     assert len(set(mv.__all__)) == len(mv.__all__)
     missing = [name for name in mv.__all__ if not hasattr(mv, name)]
     assert not missing, missing
