@@ -43,7 +43,7 @@ import torch
 
 from . import meta, zoo
 from .assistant import Assistant
-from .compare import _training_threads
+from .compare import _training_threads, by_name, mean_and_worst
 from .dataset import default_dataset
 from .dispatch import registry_for
 from .encode import record_features
@@ -121,17 +121,7 @@ class ClaimConfig:
 
 def select(arms=None) -> list[Arm]:
     """``Arm`` objects for names (None: all of ``ARMS``); an unknown name is a ProfileError naming the known ones."""
-    known = {a.name: a for a in ARMS}
-    chosen = []
-    for a in ARMS if arms is None else arms:
-        if not isinstance(a, Arm):
-            if a not in known:
-                raise ProfileError(f"unknown arm {a!r}; the arms are {sorted(known)} (claim.ARMS)")
-            a = known[a]
-        chosen.append(a)
-    if not chosen:
-        raise ProfileError("no arm to measure; pass some of " + ", ".join(sorted(known)))
-    return chosen
+    return by_name(ARMS, arms, "arm", "claim.ARMS")
 
 
 def stages(arm: Arm, config: ClaimConfig):
@@ -197,14 +187,8 @@ LOWER = ("train_seconds", "seconds_to_target", "steps_to_target")
 
 def summary(runs: list[dict]) -> dict:
     """Mean and worst seed of every score and cost (a time to the target: None when a seed never got there)."""
-    out = {"reached": sum(r["seconds_to_target"] is not None for r in runs), "records": runs[0]["records"],
-           "data": runs[0]["data"]}
-    for key in HIGHER + LOWER:
-        values = [r[key] for r in runs if r[key] is not None]
-        out[key] = round(sum(values) / len(values), 4) if values else None
-        missing = len(values) < len(runs)
-        out[f"{key}_worst"] = None if missing or not values else (min(values) if key in HIGHER else max(values))
-    return out
+    return {"reached": sum(r["seconds_to_target"] is not None for r in runs), "records": runs[0]["records"],
+            "data": runs[0]["data"], **mean_and_worst(runs, HIGHER, LOWER)}
 
 
 def _training_data(root: Path, profile: Profile, n: int | None, seed: int, cache: dict) -> tuple:

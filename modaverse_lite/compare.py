@@ -109,23 +109,31 @@ class CompareConfig:
         return getattr(cls, name)()
 
 
+def by_name(table: tuple, names, kind: str, where: str) -> list:
+    """The entries of ``table`` (each with a ``name``) that ``names`` name (None: all of them; an entry itself
+    passes as it is); an unknown name, or none at all, is a ProfileError naming the known ones."""
+    known = {entry.name: entry for entry in table}
+    chosen = []
+    for entry in table if names is None else names:
+        if isinstance(entry, str):
+            if entry not in known:
+                raise ProfileError(f"unknown {kind} {entry!r}; the {kind}s are {sorted(known)} ({where})")
+            entry = known[entry]
+        chosen.append(entry)
+    if not chosen:
+        raise ProfileError(f"no {kind} to measure; pass some of " + ", ".join(sorted(known)))
+    return chosen
+
+
 def select(methods=None) -> list[Method]:
     """``Method`` objects for names (None: every one of ``METHODS``), each checked to be buildable now: a name that
     is not in ``METHODS``, or whose input side or adapter is not registered, is a ProfileError naming it."""
-    known = {m.name: m for m in METHODS}
-    chosen = []
-    for m in METHODS if methods is None else methods:
-        if not isinstance(m, Method):
-            if m not in known:
-                raise ProfileError(f"unknown method {m!r}; the methods are {sorted(known)} (compare.METHODS)")
-            m = known[m]
+    chosen = by_name(METHODS, methods, "method", "compare.METHODS")
+    for m in chosen:
         for part, value, table in (("input side", m.aligner, INPUT_SIDES), ("adapter", m.adapter, ADAPTERS)):
             if value not in table:
                 raise ProfileError(f"method {m.name!r} needs the {part} {value!r}, which is not registered; the "
                                    f"registered ones are {sorted(table)} (aligners/__init__.py)")
-        chosen.append(m)
-    if not chosen:
-        raise ProfileError("no method to compare; pass some of " + ", ".join(sorted(known)))
     return chosen
 
 
@@ -257,12 +265,18 @@ LOWER = ("train_seconds", "peak_memory_mb", "text_loss_after", "steps_to_target"
 def summary(runs: list[dict]) -> dict:
     """Mean and worst seed of every score and cost; a step or time to the target is None (worst) when a seed never
     got there, and its mean is over the seeds that did (``reached`` counts them)."""
-    out = {"reached": sum(r["steps_to_target"] is not None for r in runs)}
-    for key in HIGHER + LOWER:
+    return {"reached": sum(r["steps_to_target"] is not None for r in runs), **mean_and_worst(runs, HIGHER, LOWER)}
+
+
+def mean_and_worst(runs: list[dict], higher: tuple, lower: tuple) -> dict:
+    """``key`` and ``key_worst`` for each key: the mean over the runs that have it, and the worst run (the lowest
+    of ``higher``, the highest of ``lower``; None when some run has no value)."""
+    out = {}
+    for key in higher + lower:
         values = [r[key] for r in runs if r[key] is not None]
         out[key] = round(sum(values) / len(values), 4) if values else None
         missing = len(values) < len(runs)
-        out[f"{key}_worst"] = None if missing or not values else (min(values) if key in HIGHER else max(values))
+        out[f"{key}_worst"] = None if missing or not values else (min(values) if key in higher else max(values))
     return out
 
 
