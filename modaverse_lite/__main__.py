@@ -89,22 +89,18 @@ def cmd_bench(args) -> int:
             for key, s in result["summary"].items():
                 print(f"{key}: mean {s['mean']}, min {s['min']}, max {s['max']}")
             return 0
-    elif args.what == "compare":
-        result = bench.bench_compare(args.profile, methods=args.methods, quick=args.quick, progress=not args.json)
+    elif args.what in ("compare", "claim"):  # measured on equal terms; --write: the JSON and the README tables
+        if args.what == "compare":
+            result = bench.bench_compare(args.profile, methods=args.methods, quick=args.quick, progress=not args.json)
+            write, where, rows = report.write_compare, args.compared, compare.table
+        else:
+            result = bench.bench_claim(args.profile, arms=args.arms, quick=args.quick, progress=not args.json)
+            write, where, rows = report.write_claim, args.claimed, claim.table
         if args.write:
-            result = report.write_compare(result, args.readme, args.compared)
-            print(f"written: {args.compared} and the comparison tables of {args.readme}", file=sys.stderr)
+            result = write(result, args.readme, where)
+            print(f"written: {where} and the {args.what} tables of {args.readme}", file=sys.stderr)
         if not args.json:
-            for row in compare.table(result):
-                print(", ".join(f"{k} {v}" for k, v in row.items()))
-            return 0
-    elif args.what == "claim":
-        result = bench.bench_claim(args.profile, arms=args.arms, quick=args.quick, progress=not args.json)
-        if args.write:
-            result = report.write_claim(result, args.readme, args.claimed)
-            print(f"written: {args.claimed} and the claim tables of {args.readme}", file=sys.stderr)
-        if not args.json:
-            for row in claim.table(result):
+            for row in rows(result):
                 print(", ".join(f"{k} {v}" for k, v in row.items()))
             return 0
     elif args.what == "report":
