@@ -83,6 +83,9 @@ def cmd_bench(args) -> int:
         result = bench.bench_align(args.profile, steps=args.steps or 20, seed=args.seed, rounds=args.rounds)
     elif args.what == "seeds":
         result = bench.bench_seeds(args.profile, seeds=tuple(args.seeds), steps=args.steps, progress=not args.json)
+        if args.write:  # the demos profile's figures: docs/demos.json and the README's demo tables
+            result = report.write_demos(result, args.readme, args.demoed)
+            print(f"written: {args.demoed} and the demo tables of {args.readme}", file=sys.stderr)
         if not args.json:
             for run in result["runs"]:
                 print(", ".join(f"{k} {v}" for k, v in run.items() if not isinstance(v, dict)))
@@ -197,12 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "compare.METHODS)")
     p.add_argument("--arms", nargs="+", default=None, help="claim: which arms (default: all of claim.ARMS)")
     p.add_argument("--quick", action="store_true", help="compare, claim: the quick budget (CI), not the full one")
-    p.add_argument("--write", action="store_true", help="compare: write the result to --compared and its tables "
-                                                        "into the README")
+    p.add_argument("--write", action="store_true", help="compare, claim, seeds (--profile demos): write the result "
+                                                        "and its tables into the README")
     p.add_argument("--compared", default="docs/compare.json", help="compare --write: where the result is written")
     p.add_argument("--claimed", default="docs/claim.json", help="claim --write: where the result is written")
-    p.add_argument("--readme", default="README.md", help="report, compare --write: the README whose table is "
-                                                         "rewritten")
+    p.add_argument("--demoed", default="docs/demos.json", help="seeds --write: where the result is written")
+    p.add_argument("--readme", default="README.md", help="report, compare/claim/seeds --write: the README whose "
+                                                         "tables are rewritten")
     p.add_argument("--measured", default="docs/measured.json", help="report: where the figures are written")
     p.add_argument("--no-zoo", action="store_true", help="report: skip timing a zoo build from scratch")
     p.add_argument("--seed", type=int, default=0)

@@ -258,7 +258,8 @@ def bench_seeds(profile: str | Profile = "tiny", seeds: tuple[int, ...] = (0, 1,
                      "unseen_exact": split["unseen"]["exact"], "unseen_attributes": split["unseen"]["attributes"],
                      "phrasing_routing": split["phrasing"]["routing"], "phrasing_exact": split["phrasing"]["exact"],
                      "per_pair_exact": {s: {pair: v["exact"] for pair, v in pairs.items()}
-                                        for s, pairs in result.metrics["per_split_pair"].items()}})
+                                        for s, pairs in result.metrics["per_split_pair"].items()},
+                     **({"per_segment": result.metrics["per_segment"]} if "per_segment" in result.metrics else {})})
     summary = {}
     for key in ("val_routing", "val_exact", "val_pair_exact_min", "unseen_exact", "unseen_attributes",
                 "phrasing_routing", "phrasing_exact", "train_seconds"):

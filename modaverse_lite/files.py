@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BusyError
-from .instructions import RECIPE_VERSION
+from .instructions import RECIPE_VERSION, demo_digest
 from .profiles import Profile, get_profile
 
 
@@ -33,7 +33,9 @@ def default_dataset_dir(profile: str | Profile = "auto", seed: int = 0, records:
     """Where the default world dataset of a profile lives (built or not): ``<cache>/datasets/world-...``."""
     p = get_profile(profile)
     n = p.dataset_records if records is None else int(records)
-    return cache_dir() / "datasets" / f"world-{p.name}-seed{seed}-n{n}-v{RECIPE_VERSION}"
+    # the demo pairs' phrasings are still being tuned: a dataset that holds them is named after them too
+    demos = "" if p.pairs == "default" else f"-{demo_digest()}"
+    return cache_dir() / "datasets" / f"world-{p.name}-seed{seed}-n{n}-v{RECIPE_VERSION}{demos}"
 
 
 def default_run_dir(profile: str | Profile = "auto", seed: int = 0) -> Path:

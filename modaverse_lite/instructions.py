@@ -12,6 +12,8 @@ Placeholders: ``{caption}`` (a world caption or a teacher's caption), ``{directi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -426,6 +428,35 @@ _COMBINED_VERBS = {
 }
 
 
+#: Ways to ask for the second output of a two-output request, about "it" (the medium or caption named first).
+_THEN = {
+    "audio": ("play its sound", "play how it sounds", "let me hear it", "make it audible", "give me its tone",
+              "compose a tone for it", "play it as a sound", "turn it into a tone", "play the tone it makes",
+              "let me listen to it"),
+    "image": ("draw it", "draw what it looks like", "show it as a picture", "paint it", "make a picture of it",
+              "turn it into an image", "sketch it", "show me what it looks like", "give me a picture of it",
+              "draw its shape"),
+}
+_JOIN = (" and ", ", then ", " and also ")
+
+
+def _two_outputs(pair: str) -> list[str]:
+    """Generated phrasings of a two-output pair: a way to ask for the first output (``_DESCRIBE`` of the input, or
+    ``_MAKE`` of the caption), joined to a way to ask for the second (``_THEN``), in the answer's order; an even
+    spread of at most ``MAX_GENERATED``, in a fixed order."""
+    inputs, outputs = pair.split("->")
+    first, second = outputs.split("+")
+    source = inputs.split("+")[0] if "+" in inputs else None
+    if source is None:  # text -> X + Y: make the caption, then the second output
+        heads = [v.replace("{c}", "{caption}") for v in _MAKE[first]]
+    else:  # X -> text + Y: words about the input, then the second output
+        heads = [v.replace("{o}", o) for o in _NAMES[source] for v in (*_DESCRIBE["all"], *_DESCRIBE[source])
+                 if " and " not in v]
+    out = [_sentence(f, h + j + t) for h in heads for t in _THEN[second] for j in _JOIN for f in _POLITE]
+    stride = -(-len(out) // MAX_GENERATED)
+    return list(dict.fromkeys(out[::stride]))
+
+
 def _demo_generated(verbs, first: str | None, second: str | None) -> list[str]:
     """Phrasings from ``verbs`` with ``{o}`` / ``{p}`` named every way ``_NAMES`` knows, in a fixed order."""
     out = []
@@ -451,7 +482,10 @@ for _pair in EDIT_PAIRS:
     DEMO_TEMPLATES[_pair] = [t for k in _kinds for t in EDIT_TEMPLATES[k]]
 for _pair, _hand in _COMBINED_HAND.items():
     _ins = _pair.split("->")[0].split("+")[:-1]
-    _extra = [t for t in _demo_generated(_COMBINED_VERBS[_pair], *(_ins + [None, None])[:2]) if t not in _hand]
+    _extra = _demo_generated(_COMBINED_VERBS[_pair], *(_ins + [None, None])[:2])
+    if "+" in _pair.split("->")[1]:
+        _extra += _two_outputs(_pair)
+    _extra = [t for t in dict.fromkeys(_extra) if t not in _hand]
     DEMO_HELD_OUT[_pair] = (_hand[-1],)
     DEMO_TEMPLATES[_pair] = [*_hand[:-1], *_extra, _hand[-1]]
 # a generated demo phrasing near a held-out one (of any pair) may not train, as for the default pairs
@@ -461,6 +495,13 @@ for _pair in DEMO_PAIRS:
     DEMO_TEMPLATES[_pair] = [t for t in DEMO_TEMPLATES[_pair] if t in DEMO_HELD_OUT[_pair]
                              or t in _COMBINED_HAND.get(_pair, ()) or any(t in _EDIT_HAND[k] for k in EDIT_KINDS)
                              or not near_held_out(t)]
+
+
+def demo_digest() -> str:
+    """A short hash of every demo phrasing (``DEMO_TEMPLATES``, ``DEMO_HELD_OUT``): a cached dataset with the demo
+    pairs is only reused while they are unchanged."""
+    text = json.dumps([DEMO_TEMPLATES, {k: list(v) for k, v in DEMO_HELD_OUT.items()}], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 
 def pairs_of(which: str) -> list[str]:

@@ -155,7 +155,7 @@ DEMOS = TINY.with_(
     name="demos",
     pairs="all",
     dataset_records=23_100,
-    train=replace(TINY.train, steps=2100, eval_every=700, max_new_tokens=40),  # ≤ 180 s on 2 cores (docs/NOTES.md)
+    train=replace(TINY.train, steps=2100, eval_every=700, max_new_tokens=40),  # its time: docs/NOTES.md
 )
 
 PROFILES = {"tiny": TINY, "gpu": GPU, "hubshape": HUBSHAPE, "demos": DEMOS}

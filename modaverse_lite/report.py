@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, claim, compare, files, zoo
+from . import bench, claim, compare, files, instructions, zoo
 from .dataset import build_world_dataset
 from .evaluate import linear_probe
 from .profiles import Profile, get_profile
@@ -37,6 +37,9 @@ COMPARE_BEGIN = ("<!-- compare:begin — written by `python -m modaverse_lite be
 COMPARE_END = "<!-- compare:end -->"
 CLAIM_BEGIN = "<!-- claim:begin — written by `python -m modaverse_lite bench claim --write`; do not edit by hand -->"
 CLAIM_END = "<!-- claim:end -->"
+DEMOS_BEGIN = ("<!-- demos:begin — written by `python -m modaverse_lite bench seeds --profile demos --write`; do not "
+               "edit by hand -->")
+DEMOS_END = "<!-- demos:end -->"
 #: What the tiny profile must reach on its *worst* seed (``bench seeds``), and the most training time per seed.
 TARGETS = {"val_routing": 0.99, "val_exact": 0.97, "val_pair_exact_min": 0.90, "unseen_exact": 0.90,
            "phrasing_exact": 0.80, "train_seconds": 180.0}
@@ -259,4 +262,74 @@ def write_claim(result: dict, readme: str | os.PathLike = "README.md",
     tables into ``readme``; returns what was written."""
     written = {**claim.without_curves(result), "machine": machine()}
     _write_block(written, render_claim(written), readme, json_path, CLAIM_BEGIN, CLAIM_END)
+    return written
+
+
+# ---- the demo requests over three seeds (``bench seeds --profile demos --write``) -------------------------------
+def _targets_rows(result: dict) -> list[dict]:
+    summary, met = result["summary"], targets_met(result["summary"])
+    rows = []
+    for key, bound in TARGETS.items():
+        time = key == "train_seconds"
+        rows.append({"what": key, "per seed": " / ".join(_fmt(r[key]) for r in result["runs"]),
+                     "worst": summary[key]["max" if time else "min"], "mean": summary[key]["mean"],
+                     "target": f"{'≤' if time else '≥'} {_fmt(bound)}", "met": "✓" if met[key] else "✗"})
+    return rows
+
+
+def _mean_worst(values: list[float]) -> str:
+    return f"{_fmt(round(sum(values) / len(values), 4))} ({_fmt(min(values))})" if values else "–"
+
+
+def _kind(pair: str) -> str:
+    inputs, outputs = pair.split("->")
+    if pair in instructions.EDIT_PAIRS:
+        return "edit"
+    return "two outputs" if "+" in outputs else "two media in" if inputs.count("+") > 1 else "default"
+
+
+def pairs_rows(result: dict, splits: tuple[str, ...] = ("val", "unseen", "phrasing")) -> list[dict]:
+    """One row per pair of a ``bench seeds`` result: exact per split, mean over the seeds (worst seed), and for a
+    two-output pair each segment's exact on held-out records."""
+    runs = result["runs"]
+    pairs = dict.fromkeys(p for r in runs for s in splits for p in r["per_pair_exact"].get(s, {}))
+    rows = []
+    for pair in instructions.ALL_PAIRS:
+        if pair not in pairs:
+            continue
+        row = {"pair": f"`{pair}`", "kind": _kind(pair)}
+        for s in splits:
+            row[s] = _mean_worst([r["per_pair_exact"][s][pair] for r in runs if pair in r["per_pair_exact"].get(s, {})])
+        segments = [r["per_segment"]["val"][pair]["segment_exact"] for r in runs
+                    if pair in r.get("per_segment", {}).get("val", {})]
+        row["val, each segment"] = (" + ".join(_mean_worst([seg[j] for seg in segments])
+                                               for j in range(len(segments[0]))) if segments else "–")
+        rows.append(row)
+    return rows
+
+
+def render_demos(result: dict) -> str:
+    """The README's demo-requests tables (markdown) for a ``bench seeds`` result with its ``machine``: the tiny
+    profile's targets on the worst seed, then every pair per split."""
+    mach, runs = result["machine"], result["runs"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
+    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
+            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, {runs[0]['steps']} "
+            f"steps, seeds {' / '.join(str(r['seed']) for r in runs)}, each on its own dataset. One run of "
+            f"`python -m modaverse_lite bench seeds --profile {result['profile']} --write`.")
+    return "\n".join([head, "", "The tiny profile's targets (`report.TARGETS`), on the worst seed:", "",
+                      *_markdown(_targets_rows(result)), "",
+                      "Every pair, exact answers per split: mean over the seeds (worst seed); `–`: the split has no "
+                      "record of the pair. A two-output answer is exact only when both segments are:", "",
+                      *_markdown(pairs_rows(result))])
+
+
+def write_demos(result: dict, readme: str | os.PathLike = "README.md",
+                json_path: str | os.PathLike = "docs/demos.json") -> dict:
+    """Add the ``machine`` and the targets to a ``bench seeds`` result of the ``demos`` profile, write it to
+    ``json_path`` and its tables into ``readme``; returns what was written."""
+    if result["profile"] != "demos":
+        raise ValueError(f"bench seeds --write writes the demos profile's figures; this run is {result['profile']!r}")
+    written = {**result, "machine": machine(), "targets": TARGETS, "targets_met": targets_met(result["summary"])}
+    _write_block(written, render_demos(written), readme, json_path, DEMOS_BEGIN, DEMOS_END)
     return written

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from modaverse_lite import dataset, edits, evaluate, instructions, media, meta, world
+from modaverse_lite import dataset, edits, evaluate, instructions, media, meta, report, world
 from modaverse_lite.__main__ import main
 from modaverse_lite.errors import MediaError
 from modaverse_lite.records import Record, Target, check_dataset, read_records
@@ -393,4 +393,4 @@ def test_the_readme_lists_every_pair_and_leaves_the_demos_figures_to_a_command()
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     listed = re.findall(r"^\| `([^`]+)` \|", readme, re.M)
     assert [p for p in listed if "->" in p] == instructions.ALL_PAIRS
-    assert "<!-- demos:figures -->" in readme and "bench seeds --profile demos" in readme
+    assert report.DEMOS_BEGIN in readme and "bench seeds --profile demos" in readme

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from modaverse_lite import claim, report
+from modaverse_lite import claim, instructions, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,3 +73,45 @@ def test_the_readme_shows_what_docs_claim_json_holds():
     table = report.render_claim(result)
     assert report.replace_table(readme, table, report.CLAIM_BEGIN, report.CLAIM_END) == readme, (
         "the README's claim tables differ from docs/claim.json: run `python -m modaverse_lite bench claim --write`")
+
+
+def test_the_readme_shows_what_docs_demos_json_holds():
+    result = json.loads((ROOT / "docs" / "demos.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert result["profile"] == "demos" and result["seeds"] == [0, 1, 2] and len(result["runs"]) == 3
+    assert result["targets"] == report.TARGETS and result["targets_met"] == report.targets_met(result["summary"])
+    assert {p for r in result["runs"] for p in r["per_pair_exact"]["val"]} == set(instructions.ALL_PAIRS)
+    table = report.render_demos(result)
+    assert report.replace_table(readme, table, report.DEMOS_BEGIN, report.DEMOS_END) == readme, (
+        "the README's demo tables differ from docs/demos.json: run `python -m modaverse_lite bench seeds --profile "
+        "demos --write`")
+
+
+def _seeds_result(profile: str = "demos") -> dict:
+    """A two-seed ``bench seeds`` result in its real shape, with made-up scores, for the writer's tests."""
+    runs = []
+    for seed, (a, b) in enumerate(((1.0, 0.5), (0.8, 0.75))):
+        run = {key: a for key in report.TARGETS} | {"seed": seed, "steps": 10, "train_seconds": 100.0 + seed}
+        run["per_pair_exact"] = {"val": {"text->text": a, "text->image+audio": b}, "unseen": {"text->text": b}}
+        run["per_segment"] = {"val": {"text->image+audio": {"n": 4, "exact": b, "segment_exact": [a, b]}}}
+        runs.append(run)
+    summary = {key: {"mean": round(sum(r[key] for r in runs) / 2, 4), "min": min(r[key] for r in runs),
+                     "max": max(r[key] for r in runs)} for key in report.TARGETS}
+    return {"profile": profile, "seeds": [0, 1], "runs": runs, "summary": summary, "threads": 2}
+
+
+def test_the_demo_tables_give_each_pair_its_mean_and_worst_seed_and_each_segment(tmp_path):
+    rows = {row["pair"]: row for row in report.pairs_rows(_seeds_result())}
+    assert list(rows) == ["`text->text`", "`text->image+audio`"], "in the order of instructions.ALL_PAIRS"
+    assert rows["`text->text`"]["val"] == "0.9 (0.8)" and rows["`text->text`"]["unseen"] == "0.625 (0.5)"
+    assert rows["`text->text`"]["phrasing"] == "–" and rows["`text->text`"]["val, each segment"] == "–"
+    assert rows["`text->image+audio`"]["kind"] == "two outputs"
+    assert rows["`text->image+audio`"]["val, each segment"] == "0.9 (0.8) + 0.625 (0.5)"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.DEMOS_BEGIN}\nold\n{report.DEMOS_END}\noutro\n", encoding="utf-8")
+    written = report.write_demos(_seeds_result(), readme, tmp_path / "demos.json")
+    assert json.loads((tmp_path / "demos.json").read_text(encoding="utf-8")) == written
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "| train_seconds | 100 / 101 | 101 |" in text
+    with pytest.raises(ValueError, match="'tiny'"):
+        report.write_demos(_seeds_result("tiny"), readme, tmp_path / "demos.json")
