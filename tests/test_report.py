@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from modaverse_lite import claim, instructions, report
+from modaverse_lite import claim, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,18 +73,6 @@ def test_the_readme_shows_what_docs_claim_json_holds():
     table = report.render_claim(result)
     assert report.replace_table(readme, table, report.CLAIM_BEGIN, report.CLAIM_END) == readme, (
         "the README's claim tables differ from docs/claim.json: run `python -m modaverse_lite bench claim --write`")
-
-
-def test_the_readme_shows_what_docs_demos_json_holds():
-    result = json.loads((ROOT / "docs" / "demos.json").read_text(encoding="utf-8"))
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert result["profile"] == "demos" and result["seeds"] == [0, 1, 2] and len(result["runs"]) == 3
-    assert result["targets"] == report.TARGETS and result["targets_met"] == report.targets_met(result["summary"])
-    assert {p for r in result["runs"] for p in r["per_pair_exact"]["val"]} == set(instructions.ALL_PAIRS)
-    table = report.render_demos(result)
-    assert report.replace_table(readme, table, report.DEMOS_BEGIN, report.DEMOS_END) == readme, (
-        "the README's demo tables differ from docs/demos.json: run `python -m modaverse_lite bench seeds --profile "
-        "demos --write`")
 
 
 def _seeds_result(profile: str = "demos") -> dict:
