@@ -33,7 +33,7 @@ def default_dataset_dir(profile: str | Profile = "auto", seed: int = 0, records:
     """Where the default world dataset of a profile lives (built or not): ``<cache>/datasets/world-...``."""
     p = get_profile(profile)
     n = p.dataset_records if records is None else int(records)
-    # the demo pairs' phrasings are still being tuned: a dataset that holds them is named after them too
+    # RECIPE_VERSION seeds the default dataset's draws, so the demo phrasings get their own digest in the name
     demos = "" if p.pairs == "default" else f"-{demo_digest()}"
     return cache_dir() / "datasets" / f"world-{p.name}-seed{seed}-n{n}-v{RECIPE_VERSION}{demos}"
 

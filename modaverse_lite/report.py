@@ -203,13 +203,19 @@ def _markdown(rows: list[dict]) -> list[str]:
             + ["| " + " | ".join("–" if row[k] is None else _fmt(row[k]) for k in keys) + " |" for row in rows])
 
 
+def _measured_on(result: dict) -> str:
+    """Where a written result was measured: date, commit, CPU, cores, torch threads, library versions."""
+    mach = result["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
+    return (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
+            f"{result['threads']} torch threads), {versions}")
+
+
 def render_compare(result: dict) -> str:
     """The README's comparison tables (markdown) for a ``bench compare`` result with its ``machine``: each method
     at its best rate, then every rate of every sweep."""
-    mach, config = result["machine"], result["config"]
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
-    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
-            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, the "
+    config = result["config"]
+    head = (f"{_measured_on(result)}; profile `{result['profile']}`, the "
             f"`{result['preset']}` budget: {config['steps']} steps of batch {config['batch_size']}, seeds "
             f"{' / '.join(map(str, config['seeds']))}, {config['eval_items']} records of each split scored, "
             f"{len(result['methods'])} methods × {len(config['lr_factors'])} learning rates × "
@@ -239,10 +245,8 @@ def _write_block(written: dict, block: str, readme, json_path, begin: str, end: 
 def render_claim(result: dict) -> str:
     """The README's claim tables (markdown) for a ``bench claim`` result with its ``machine``: each arm at its best
     rate, the data cuts, the stages, then every rate of every sweep."""
-    mach, config = result["machine"], result["config"]
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
-    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
-            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, the "
+    config = result["config"]
+    head = (f"{_measured_on(result)}; profile `{result['profile']}`, the "
             f"`{result['preset']}` budget: {config['steps']} instruction steps of batch {config['batch_size']} "
             f"(three-stage arms: {config['caption_steps']} + {config['decoding_steps']} steps before them), seeds "
             f"{' / '.join(map(str, config['seeds']))}, {config['eval_items']} records per output modality and split "
@@ -311,10 +315,8 @@ def pairs_rows(result: dict, splits: tuple[str, ...] = ("val", "unseen", "phrasi
 def render_demos(result: dict) -> str:
     """The README's demo-requests tables (markdown) for a ``bench seeds`` result with its ``machine``: the tiny
     profile's targets on the worst seed, then every pair per split."""
-    mach, runs = result["machine"], result["runs"]
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(mach["versions"].items()))
-    head = (f"Measured on {mach['date']} at commit `{mach['commit']}`, on {mach['cpu']} ({mach['cores']} cores, "
-            f"{result['threads']} torch threads), {versions}; profile `{result['profile']}`, {runs[0]['steps']} "
+    runs = result["runs"]
+    head = (f"{_measured_on(result)}; profile `{result['profile']}`, {runs[0]['steps']} "
             f"steps, seeds {' / '.join(str(r['seed']) for r in runs)}, each on its own dataset. One run of "
             f"`python -m modaverse_lite bench seeds --profile {result['profile']} --write`.")
     return "\n".join([head, "", "The tiny profile's targets (`report.TARGETS`), on the worst seed:", "",
