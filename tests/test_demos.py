@@ -185,8 +185,11 @@ def test_an_edit_may_make_an_unseen_combination_and_goes_to_the_unseen_split(dem
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 def test_one_medium_is_spliced_exactly_as_main_did(tiny_zoo, tmp_path):
-    """``build_inputs`` and the loss of a single-medium batch, against the tensors main's code stored (the same
-    130-record dataset, model seed 0; tests/data/build_inputs_main.safetensors)."""
+    """``build_inputs`` of a single-medium batch, against the layout main's code stored (the same 130-record
+    dataset, model seed 0; tests/data/build_inputs_main.safetensors): the ids, labels, mask and positions exactly;
+    the embeddings and loss as main's code made them from that layout (each text id's embedding, each medium's
+    projection in its slots, the LLM's own loss). The stored embeddings and loss are not compared: they come from
+    the zoo's trained weights, which differ from one machine to another (docs/NOTES.md)."""
     from safetensors.torch import load_file
 
     import modaverse_lite as mv
@@ -207,9 +210,23 @@ def test_one_medium_is_spliced_exactly_as_main_did(tiny_zoo, tmp_path):
                         ("train_mask", train.attention_mask), ("train_pos", train.position_ids),
                         ("gen_ids", gen.token_ids)):
         assert torch.equal(value, stored[name]), name
-    assert torch.allclose(train.inputs_embeds, stored["train_embeds"], atol=1e-6)
-    assert torch.allclose(gen.inputs_embeds, stored["gen_embeds"], atol=1e-6)
-    assert torch.allclose(loss.reshape(1), stored["loss"], atol=1e-5)
+    from modaverse_lite.model import SLOT
+
+    with torch.no_grad():
+        for inputs in (train, gen):  # main's splice, by hand: row by row, the medium's projection in its slots
+            expected = model.llm.get_input_embeddings()(inputs.token_ids.masked_fill(
+                inputs.token_ids == SLOT, model.tokenizer.pad_token_id))
+            for row, (ex, record) in enumerate(zip(examples, pick)):
+                assert len(ex.media) == (0 if record.pair.startswith("text->") else 1)
+                for modality, index in ex.media:
+                    slots = (inputs.token_ids[row] == SLOT).nonzero().flatten()
+                    expected[row, slots] = model.projections(modality, features[modality][[index]])[0]
+            assert torch.allclose(inputs.inputs_embeds, expected, atol=1e-6)
+        plain = model.llm(inputs_embeds=train.inputs_embeds, attention_mask=train.attention_mask,
+                          position_ids=train.position_ids, labels=train.labels).loss
+        one = model.loss(examples, features)
+    assert one.item() == pytest.approx(plain.item(), rel=1e-5)
+    assert loss.item() != pytest.approx(plain.item(), rel=1e-3)  # tag_weight 3 weighs the tag (test_model)
 
 
 def test_two_media_are_spliced_in_order_each_in_its_own_block(tiny_zoo):
