@@ -127,19 +127,20 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
         pool = pools[m]
         kinds = [k for k, (km, _) in EDIT_KINDS.items() if km == m]
 
-        def options() -> list[tuple[int, str, str | None]]:
+        def options(kind: str) -> list[tuple[int, str | None]]:
             out = []
             parts = ("unseen", "test") if unseen else (_MEDIA_PART[split],)
             for part in parts:
                 for i in pool.parts[part]:
                     a = pool.samples[i].attributes
-                    for kind in kinds:
-                        for v in edit_values(m, a, kind):
-                            if (_unseen(m, a) or _unseen(m, edit(m, a, kind, v))) == unseen:
-                                out.append((i, kind, v))
+                    for v in edit_values(m, a, kind):
+                        if (_unseen(m, a) or _unseen(m, edit(m, a, kind, v))) == unseen:
+                            out.append((i, v))
             return out
 
-        index, kind, value = cycler.take((pair, split), options)
+        # each kind as often as the others (a clip can be tinted five ways but turned only one)
+        kind = cycler.take((pair, split), lambda: [k for k in kinds if options(k)])
+        index, value = cycler.take((pair, split, kind), lambda: options(kind))
         sample = pool.samples[index]
         pool.used.add(index)
         media[m] = pool.path(index)

@@ -22,6 +22,8 @@ from . import world
 
 #: The version of the world dataset's recipe (pairs, templates, builder): part of the default dataset's folder name.
 RECIPE_VERSION = 3
+#: The version of the demo records' draws (``edits.demo_record``): part of a demos dataset's folder name.
+DEMO_RECIPE_VERSION = 2
 MODALITIES = world.MODALITIES  # the media a record can carry: image, audio, video
 TARGET_MODALITIES = (*MODALITIES, "text")
 
@@ -498,9 +500,10 @@ for _pair in DEMO_PAIRS:
 
 
 def demo_digest() -> str:
-    """A short hash of every demo phrasing (``DEMO_TEMPLATES``, ``DEMO_HELD_OUT``): a cached dataset with the demo
-    pairs is only reused while they are unchanged."""
-    text = json.dumps([DEMO_TEMPLATES, {k: list(v) for k, v in DEMO_HELD_OUT.items()}], sort_keys=True)
+    """A short hash of every demo phrasing (``DEMO_TEMPLATES``, ``DEMO_HELD_OUT``) and ``DEMO_RECIPE_VERSION``: a
+    cached dataset with the demo pairs is only reused while they are unchanged."""
+    text = json.dumps([DEMO_RECIPE_VERSION, DEMO_TEMPLATES, {k: list(v) for k, v in DEMO_HELD_OUT.items()}],
+                      sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 
