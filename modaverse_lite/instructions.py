@@ -368,9 +368,11 @@ _DEMO_VERBS = {  # generated phrasings: verbs with {o} (the medium) and the edit
     "retimbre": ("make {o} a {timbre} tone", "play {o} with a {timbre} wave", "change {o} to {timbre}",
                  "use a {timbre} wave for {o}", "give {o} a {timbre} sound"),
     "reverse": ("reverse {o}", "play {o} backwards", "reverse the motion of {o}", "flip the motion of {o}",
-                "make {o} move the opposite way"),
+                "make {o} move the opposite way", "send {o} back the way it came", "make {o} go back",
+                "run {o} the other way round", "make the shape in {o} head back"),
     "turn": ("turn the motion of {o} clockwise", "rotate {o} clockwise", "turn {o} a quarter turn clockwise",
-             "steer {o} clockwise", "make {o} turn clockwise"),
+             "steer {o} clockwise", "make {o} turn clockwise", "bend the motion of {o} clockwise",
+             "swing the path of {o} clockwise", "send {o} off at a right angle, clockwise"),
     "tint": ("make {o} {colour}", "recolour {o} {colour}", "tint {o} {colour}", "paint {o} {colour}",
              "change the colour of {o} to {colour}"),
 }
@@ -421,8 +423,15 @@ _COMBINED_VERBS = {
     "image+video+text->text": ("describe {o} and {p}", "caption {o} and {p}", "tell me what {o} and {p} are"),
     "audio+video+text->text": ("describe {o} and {p}", "caption {o} and {p}", "tell me what {o} and {p} are"),
     "image+audio+text->video": ("animate the shape of {p} in the colour of {o}, moving {direction}",
-                                "make a clip of {p}'s shape in {o}'s colour going {direction}"),
-    "image+video+text->video": ("move {o} the way {p} moves", "animate {o} with the motion of {p}"),
+                                "make a clip of {p}'s shape in {o}'s colour going {direction}",
+                                *(f"{v} {y} moving {{direction}}" for v in ("turn {o} and {p} into",
+                                                                             "combine {o} and {p} into",
+                                                                             "make {o} and {p} into")
+                                  for y in ("a video", "a clip", "an animation", "a film"))),
+    "image+video+text->video": ("move {o} the way {p} moves", "animate {o} with the motion of {p}",
+                                "make {o} move like {p}", "give {o} the motion of {p}",
+                                "let {o} move the way {p} does", "copy the motion of {p} onto {o}",
+                                "have {o} travel along the path of {p}", "make {o} go where {p} goes"),
     "audio+video+text->video": ("recolour {p} with the colour of {o}", "paint {p} in the colour of {o}"),
     "image+text->text+audio": ("describe {o} and play its sound", "caption {o} and play how it sounds"),
     "audio+text->text+image": ("describe {o} and draw it", "caption {o} and draw what it looks like"),
@@ -440,12 +449,21 @@ _THEN = {
               "draw its shape"),
 }
 _JOIN = (" and ", ", then ", " and also ")
+#: ... or named by a noun (_OUTPUTS), as in "describe this tone and a picture of it too".
+_THEN_NOUN = ("{y} of it too", "{y} of it as well", "{y} for it", "{y} to go with it")
+#: Both outputs asked for at once: "give me {c} as a picture and a tone", "turn {o} into words and a picture".
+_BOTH = {
+    "text": ("give me {c} as {y} and {z}", "make {c} as {y} and {z}", "render {c} as {y} and as {z}",
+             "produce {c} both as {y} and as {z}", "show {c} as {y} and {z}"),
+    "media": ("turn {o} into words and {z}", "give me {o} in words and as {z}", "render {o} as words and {z}",
+              "express {o} in words and in {z}", "describe {o} in words and with {z}"),
+}
 
 
 def _two_outputs(pair: str) -> list[str]:
-    """Generated phrasings of a two-output pair: a way to ask for the first output (``_DESCRIBE`` of the input, or
-    ``_MAKE`` of the caption), joined to a way to ask for the second (``_THEN``), in the answer's order; an even
-    spread of at most ``MAX_GENERATED``, in a fixed order."""
+    """Generated phrasings of a two-output pair, in the answer's order: a way to ask for the first output
+    (``_DESCRIBE`` of the input, or ``_MAKE`` of the caption) joined to a way to ask for the second (``_THEN``, or a
+    noun: ``_THEN_NOUN``), an even spread of half of ``MAX_GENERATED``; then both asked for at once (``_BOTH``)."""
     inputs, outputs = pair.split("->")
     first, second = outputs.split("+")
     source = inputs.split("+")[0] if "+" in inputs else None
@@ -454,9 +472,15 @@ def _two_outputs(pair: str) -> list[str]:
     else:  # X -> text + Y: words about the input, then the second output
         heads = [v.replace("{o}", o) for o in _NAMES[source] for v in (*_DESCRIBE["all"], *_DESCRIBE[source])
                  if " and " not in v]
-    out = [_sentence(f, h + j + t) for h in heads for t in _THEN[second] for j in _JOIN for f in _POLITE]
-    stride = -(-len(out) // MAX_GENERATED)
-    return list(dict.fromkeys(out[::stride]))
+    thens = [*_THEN[second], *(n.replace("{y}", y) for n in _THEN_NOUN for y in _OUTPUTS[second])]
+    joined = [_sentence(f, h + j + t) for h in heads for t in thens for j in _JOIN for f in _POLITE]
+    both = [v.replace("{c}", "{caption}").replace("{z}", z) for v in _BOTH["text" if source is None else "media"]
+            for z in _OUTPUTS[second]]
+    both = [v.replace("{y}", y).replace("{o}", o) for v in both for y in (_OUTPUTS[first] if source is None else ("",))
+            for o in (_NAMES[source] if source else ("",))]
+    both = [_sentence(f, v) for v in dict.fromkeys(both) for f in _POLITE]
+    stride = -(-len(joined) // (MAX_GENERATED // 2))
+    return list(dict.fromkeys([*joined[::stride], *both[::-(-len(both) // (MAX_GENERATED // 2))]]))
 
 
 def _demo_generated(verbs, first: str | None, second: str | None) -> list[str]:

@@ -150,7 +150,7 @@ HUBSHAPE = GPU.with_(
 )
 
 #: The tiny profile with every pair: edits, two media in, two outputs out (``edits.py``), as many training records
-#: per pair as ``tiny`` has (28 pairs instead of 16), the same zoo LLM, and answers long enough for two segments.
+#: per pair as ``tiny`` has (25 pairs instead of 13), the same zoo LLM, and answers long enough for two segments.
 DEMOS = TINY.with_(
     name="demos",
     pairs="all",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from modaverse_lite import claim, report
+from modaverse_lite import claim, instructions, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,24 @@ def test_the_readme_shows_what_docs_claim_json_holds():
     table = report.render_claim(result)
     assert report.replace_table(readme, table, report.CLAIM_BEGIN, report.CLAIM_END) == readme, (
         "the README's claim tables differ from docs/claim.json: run `python -m modaverse_lite bench claim --write`")
+
+
+def test_the_readme_shows_what_docs_demos_json_holds():
+    """Three seeds of the demos profile in docs/demos.json and their tables in the README; until that run has been
+    made, the README says so and its demo tables are empty."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    path = ROOT / "docs" / "demos.json"
+    if not path.exists():
+        assert f"{report.DEMOS_BEGIN}\n{report.DEMOS_END}" in readme and "Not yet measured on three seeds" in readme
+        return
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert result["profile"] == "demos" and result["seeds"] == [0, 1, 2]
+    assert result["targets_met"] == report.targets_met(result["summary"])
+    assert all(set(r["per_pair_exact"]["val"]) == set(instructions.ALL_PAIRS) for r in result["runs"])
+    assert "Not yet measured on three seeds" not in readme
+    assert report.replace_table(readme, report.render_demos(result), report.DEMOS_BEGIN, report.DEMOS_END) == readme, (
+        "the README's demo tables differ from docs/demos.json: run `python -m modaverse_lite bench seeds --profile "
+        "demos --write`")
 
 
 def _seeds_result(profile: str = "demos") -> dict:
