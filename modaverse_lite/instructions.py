@@ -211,6 +211,11 @@ def _sentence(frame: str, verb: str) -> str:
     return text if text.endswith("?") else text + "."
 
 
+def _spread(items: list[str], most: int) -> list[str]:
+    """An even spread of at most ``most`` of ``items``, in their order."""
+    return items[::-(-len(items) // most)]
+
+
 def _generated(pair: str) -> list[str]:
     """The generated phrasings of ``pair`` (text→text: see ``_ASK``), in a fixed order."""
     inputs, target = pair.split("->")
@@ -226,8 +231,7 @@ def _generated(pair: str) -> list[str]:
     out = [_sentence(f, v) for v in verbs for f in _POLITE]
     if target == "text":
         out += [q.format(o=o) for o in _NAMES[source] for q in _ASK_TEXT[source]]
-    stride = -(-len(out) // MAX_GENERATED)
-    return out[::stride]
+    return _spread(out, MAX_GENERATED)
 
 
 @dataclass(frozen=True)
@@ -479,8 +483,7 @@ def _two_outputs(pair: str) -> list[str]:
     both = [v.replace("{y}", y).replace("{o}", o) for v in both for y in (_OUTPUTS[first] if source is None else ("",))
             for o in (_NAMES[source] if source else ("",))]
     both = [_sentence(f, v) for v in dict.fromkeys(both) for f in _POLITE]
-    stride = -(-len(joined) // (MAX_GENERATED // 2))
-    return list(dict.fromkeys([*joined[::stride], *both[::-(-len(both) // (MAX_GENERATED // 2))]]))
+    return list(dict.fromkeys([*_spread(joined, MAX_GENERATED // 2), *_spread(both, MAX_GENERATED // 2)]))
 
 
 def _demo_generated(verbs, first: str | None, second: str | None) -> list[str]:

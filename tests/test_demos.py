@@ -408,6 +408,7 @@ def test_the_demo_takes_an_image_and_a_sound_in_one_request(tmp_path):
 
 def test_the_readme_lists_every_pair_and_leaves_the_demos_figures_to_a_command():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    listed = re.findall(r"^\| `([^`]+)` \|", readme, re.M)
-    assert [p for p in listed if "->" in p] == instructions.ALL_PAIRS
     assert report.DEMOS_BEGIN in readme and "bench seeds --profile demos" in readme
+    by_hand = readme[:readme.index(report.DEMOS_BEGIN)] + readme[readme.index(report.DEMOS_END):]
+    listed = re.findall(r"^\| `([^`]+)` \|", by_hand, re.M)  # the measured tables are test_report's
+    assert [p for p in listed if "->" in p] == instructions.ALL_PAIRS
