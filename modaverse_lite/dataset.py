@@ -180,6 +180,10 @@ class _Cycler:
             queue.extend(options[i] for i in self.rng.permutation(len(options))[::-1])
         return queue.pop()
 
+    def under_way(self, key: object) -> bool:
+        """Whether a round of ``key`` still has items to hand out."""
+        return bool(self.queues.get(key))
+
 
 _MEDIA_PART = {"train": "train", "val": "val", "test": "test", "phrasing": "test", "unseen": "unseen"}
 

@@ -139,7 +139,7 @@ def demo_record(pair: str, split: str, rng: np.random.Generator, pools: dict, cy
             return out
 
         # each kind as often as the others (a clip can be tinted five ways but turned only one)
-        kind = cycler.take((pair, split), lambda: [k for k in kinds if cycler.queues.get((pair, split, k))
+        kind = cycler.take((pair, split), lambda: [k for k in kinds if cycler.under_way((pair, split, k))
                                                    or options(k)])
         index, value = cycler.take((pair, split, kind), lambda: options(kind))
         sample = pool.samples[index]
