@@ -146,6 +146,7 @@ class Example:
     target: list[int]
     tag: int = 0  # how many leading target ids name the output modality ("Modality: [IMAGE]"): see ``loss``
     more: tuple[tuple[str, int], ...] = ()  # the second and later media: (modality, row), in order
+    ask: int = 0  # how many leading ids of ``tail`` spell the request's words (the rest: the assistant's prompt)
 
     @property
     def media(self) -> list[tuple[str, int]]:
@@ -225,8 +226,11 @@ class ModaVerseLite(nn.Module):
             turn = self.tokenizer.apply_chat_template([{"role": "user", "content": _MEDIA_MARK + instruction}],
                                                       tokenize=False, add_generation_prompt=True)
             before, after = turn.split(_MEDIA_MARK, 1)
-            return Example(ids(before), modality, row, ids(after), target, tag, tuple(more))
-        return Example(ids(USER), modality, row, ids(" " + instruction + ASSISTANT), target, tag, tuple(more))
+            head, tail, words = ids(before), ids(after), ids(instruction)
+        else:
+            head, tail, words = ids(USER), ids(" " + instruction + ASSISTANT), ids(" " + instruction)
+        ask = len(words) if tail[:len(words)] == words else 0  # where the request's ids tokenise apart
+        return Example(head, modality, row, tail, target, tag, tuple(more), ask)
 
     def examples(self, records, rows, with_targets: bool = True) -> list[Example]:
         """One ``Example`` per record; ``rows`` are the records' ``(modality, row)`` in the feature tables (or None,

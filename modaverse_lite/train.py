@@ -25,7 +25,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,8 +68,9 @@ class TrainConfig:
     eval_every: int = _DEFAULTS.eval_every
     max_new_tokens: int = _DEFAULTS.max_new_tokens
     tag_weight: float = _DEFAULTS.tag_weight  # loss weight of the modality tag (profiles.TrainSettings)
+    token_dropout: float = _DEFAULTS.token_dropout  # ids of a request left out in training (``drop_tokens``)
     threads: int = _DEFAULTS.threads  # CPU threads (0: torch's default; profiles.TrainSettings)
-    eval_items: int = 600  # items per split scored in the final evaluation (periodic ones use a third)
+    eval_items: int = _DEFAULTS.eval_items  # items per split scored in the final evaluation (periodic: a third)
     resume: bool = True
     mixed_precision: str = "auto"  # "auto": bf16 where supported on GPU, else fp16 on GPU, none on CPU
     progress: bool = True
@@ -176,6 +177,23 @@ def trained_inputs(records) -> list[str]:
     """The media combinations ``records`` hold, as the checkpoint records them: ``["audio", "image",
     "image+audio", "video"]`` (``assistant.Assistant`` refuses a request with any other)."""
     return sorted({"+".join(r.inputs) for r in records if r.inputs})
+
+
+def drop_tokens(examples: list, p: float) -> list:
+    """The batch with each id of each request's words (``Example.ask``) left out with chance ``p``, but for the ids
+    the answer repeats (the caption of "Draw a red circle.", the colour of an edit): the media, the chat frame and
+    the target stay. A model that cannot count on every word of a memorised phrasing learns from all of them, and
+    reads a new phrasing better (docs/NOTES.md). Drawn from torch's generator, which the training loop seeds by
+    batch, so a resumed run leaves out the same ids."""
+    if not p:
+        return examples
+    out = []
+    for ex in examples:
+        answer = set(ex.target)
+        keep = (torch.rand(ex.ask) >= p).tolist()
+        words = [i for i, k in zip(ex.tail, keep) if k or i in answer]
+        out.append(replace(ex, tail=words + ex.tail[ex.ask:]))
+    return out
 
 
 def _eval_set(records, n: int, seed: int) -> list:
@@ -349,7 +367,8 @@ def _align_train(config: TrainConfig, accelerator: Accelerator) -> TrainResult:
         with accelerator.accumulate(model):
             # the prepared module's forward (ModaVerseLite.forward is the loss): under DDP its backward averages
             # the gradients of all processes; with mixed precision prepare() runs it under autocast
-            loss = model([train_examples[i] for i in idx], features, config.tag_weight)
+            batch_examples = drop_tokens([train_examples[i] for i in idx], config.token_dropout)
+            loss = model(batch_examples, features, config.tag_weight)
             mean = accelerator.reduce(loss.detach(), "mean")  # the loss over every process's batch
             running.append(_finite(mean.item(), step + 1, accelerator.mixed_precision, config.out_dir))
             accelerator.backward(loss)

@@ -4,6 +4,7 @@ import torch
 from modaverse_lite.aligners import Projection
 from modaverse_lite.aligners.linear import mean_and_motion
 from modaverse_lite.model import MEDIA_END, MEDIA_START, build_model
+from modaverse_lite.train import drop_tokens
 
 
 def test_projection_shapes_and_order():
@@ -91,6 +92,30 @@ def test_the_modality_tag_can_weigh_more_in_the_loss(model):
     assert plain.item() == pytest.approx(sum(per_token) / len(per_token), rel=1e-5)
     assert heavy.item() == pytest.approx(sum(w * x for w, x in zip(weights, per_token)) / sum(weights), rel=1e-5)
     assert heavy.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
+def test_token_dropout_leaves_out_only_ids_of_the_request_the_answer_does_not_repeat(model):
+    tok = model.tokenizer
+    ex = model.tokenize("Let me hear what a red circle sounds like.", None, -1, "Modality: [AUDIO] Prompt: a red tone")
+    assert tok.decode(ex.tail[:ex.ask]) == " Let me hear what a red circle sounds like."  # Example.ask
+    frame, answer = ex.tail[ex.ask:], set(ex.target)
+    words = ex.tail[:ex.ask]
+    assert any(i in answer for i in words) and any(i not in answer for i in words)
+    assert drop_tokens([ex], 0.0) == [ex]
+    torch.manual_seed(0)
+    dropped = drop_tokens([ex] * 50, 0.3)
+    torch.manual_seed(0)
+    assert drop_tokens([ex] * 50, 0.3) == dropped  # the caller's seed decides: a resumed run drops the same ids
+    free = [i for i in words if i not in answer]
+    kept = [sum(i not in answer for i in d.tail[:len(d.tail) - len(frame)]) for d in dropped]
+    assert 0.55 < sum(kept) / (50 * len(free)) < 0.85  # about 70 % of the ids that may go stay
+    for d in dropped:  # the frame, the target and the ids the answer repeats stay; the kept ids keep their order
+        assert (d.head, d.modality, d.row, d.target, d.tag) == (ex.head, ex.modality, ex.row, ex.target, ex.tag)
+        assert d.tail[len(d.tail) - len(frame):] == frame
+        left, it = d.tail[:len(d.tail) - len(frame)], iter(words)
+        assert all(i in it for i in left)
+        assert [i for i in left if i in answer] == [i for i in words if i in answer]
+    assert drop_tokens([ex], 1.0)[0].tail == [i for i in words if i in answer] + frame
 
 
 def test_batched_generation_equals_one_at_a_time(model):
