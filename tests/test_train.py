@@ -74,6 +74,25 @@ def test_same_seed_same_curve(world_data, tmp_path):
     assert a.history == b.history
 
 
+def test_token_dropout_reaches_the_loss_and_a_seed_leaves_out_the_same_ids(world_data, tmp_path, monkeypatch):
+    seen, real = [], ModaVerseLite.loss
+
+    def spy(self, examples, features, *weight):  # the ids of the requests each training step reads
+        seen.append(sum(len(ex.tail) for ex in examples))
+        return real(self, examples, features, *weight)
+
+    monkeypatch.setattr(ModaVerseLite, "loss", spy)
+    config = dict(data_dir=world_data, steps=3, eval_every=3, eval_items=2, progress=False, seed=3)
+    runs = {}
+    for name, p in (("plain", 0.0), ("a", 0.5), ("b", 0.5)):
+        seen.clear()
+        result = align_train(TrainConfig.from_profile("tiny", out_dir=tmp_path / name, token_dropout=p, **config))
+        runs[name] = (result.history, list(seen))
+    assert runs["a"] == runs["b"]  # the same seed leaves out the same ids
+    assert all(a < plain for a, plain in zip(runs["a"][1], runs["plain"][1])) and len(runs["a"][1]) == 3
+    assert runs["a"][0] != runs["plain"][0]
+
+
 def test_an_interrupted_save_keeps_the_last_good_checkpoint(short_run, tmp_path, monkeypatch):
     model, info = load_checkpoint(short_run.checkpoint)
     save_checkpoint(model, tmp_path, {**info, "step": 1})
