@@ -1,7 +1,9 @@
 import pytest
 
 from modaverse_lite import profiles, zoo
+from modaverse_lite.dataset import _split_sizes
 from modaverse_lite.errors import ProfileError
+from modaverse_lite.instructions import pairs_of
 
 
 def test_auto_picks_tiny_without_cuda(monkeypatch):
@@ -58,3 +60,12 @@ def test_fixed_threads_sets_and_restores_the_thread_count(monkeypatch):
     with zoo.fixed_threads(before + 1):
         assert torch.get_num_threads() == before
     assert profiles.get_profile("tiny").train.threads == 2  # the figures of the README's table were measured so
+
+
+def test_tiny_and_demos_score_every_held_out_record():
+    """``TrainSettings.eval_items`` is the size of each held-out split of the profile's default dataset: the
+    targets are measured on all of it (a literal in ``profiles`` that must follow ``dataset_records``)."""
+    for name in ("tiny", "demos"):
+        p = profiles.get_profile(name)
+        sizes = _split_sizes(p.dataset_records, len(pairs_of(p.pairs)))
+        assert {sizes[s] for s in ("val", "unseen", "phrasing")} == {p.train.eval_items}, name
